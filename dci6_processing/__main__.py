@@ -1,0 +1,3 @@
+from dci6_processing.cli import main
+
+main()

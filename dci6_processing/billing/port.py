@@ -1,0 +1,71 @@
+"""The billing port: everything the lifecycle asks of BILLmanager, in the project's own terms.
+
+Only `dci6_processing.billing.vendor` implements it (over ISPsystem's vendor library and
+mgrctl); the sandbox gives that adapter a stand-in vendor library, so every test runs the
+production code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from dci6_processing.errors import ModuleError
+from dci6_processing.settings import ModuleSettings, Service
+
+PostEvent = Literal["open", "suspend", "resume", "close", "setparam"]
+
+
+@dataclass(frozen=True)
+class BillingIp:
+    """An IP address row of a service in BILLmanager (`itemips`)."""
+
+    id: int
+    address: str  # empty for a slot BILLmanager created but nobody filled yet
+
+
+class BillingPort(Protocol):
+    def service(self, item: int) -> Service:
+        """The service with its params, addons, tariff options and the client's e-mail.
+        Raises ModuleError(service_not_found) when BILLmanager has no such item."""
+
+    def module_settings(self, module: int) -> ModuleSettings:
+        """The processing module's connection settings and parameters, validated."""
+
+    def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
+        """service.saveparam; secrets (the root password) go with crypted=True."""
+
+    def service_ips(self, item: int) -> list[BillingIp]:
+        """The IP rows BILLmanager holds for the service."""
+
+    def add_ip(self, item: int, address: str, *, gateway: str = "", netmask: str = "") -> int:
+        """Record an address on the service (filling an empty slot first) and commit it."""
+
+    def remove_ip(self, ip_id: int) -> None:
+        """Remove an IP row from the service."""
+
+    def post(self, item: int, event: PostEvent, **fields: str) -> None:
+        """Report success: service.post<event> elid=item sok=ok (postopen may carry ip=...)."""
+
+    def set_status_message(self, item: int, text: str) -> None:
+        """A short status note an admin sees on the service (drift, failed step)."""
+
+    def record_operation_error(self, runningoperation: int, error: ModuleError) -> None:
+        """runningoperation.edit errorxml=...: BILLmanager shows and retries it."""
+
+    def create_manual_task(
+        self, item: int, runningoperation: int | None, command: str, comment: str
+    ) -> None:
+        """Hand the operation to the module's department (setmanual + task.edit)."""
+
+    def rollback_tariff_change(self, item: int, userid: int | None) -> None:
+        """service.changepricelist.rollback: undo a tariff change we cannot apply in place."""
+
+    def services_of_module(self, module: int) -> list[int]:
+        """Items of this module that sync should look at (get_items_for_sync)."""
+
+    def modules(self) -> list[int]:
+        """Every processing module of this type (for `sync` without --module)."""
+
+    def sync_catalogue(self, module: int, param: str, values: list[tuple[str, str]]) -> None:
+        """Publish a select list (value, label) for a module's itemtype param."""
