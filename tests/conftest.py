@@ -1,0 +1,40 @@
+"""Fixtures every test layer may use. Only generic ones live here; a layer's own fixtures
+(the simulator, the stand-in BILLmanager host) live in that layer's conftest.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dci6_processing.paths import ROOT_ENV, MgrPaths
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout under test (where pyproject.toml, xml/ and etc/ are)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def pmdci6_bin() -> Path:
+    """The installed console script of the virtualenv running the tests."""
+    script = Path(sys.executable).with_name("pmdci6")
+    if not script.exists():
+        pytest.fail(f"{script} is missing: install the package (make venv)")
+    return script
+
+
+@pytest.fixture
+def mgr_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MgrPaths]:
+    """An empty BILLmanager root in tmp_path, exported as PMDCI6_MGR_ROOT for this test,
+    so nothing can reach a real /usr/local/mgr5."""
+    root = tmp_path / "mgr5"
+    root.mkdir()
+    monkeypatch.setenv(ROOT_ENV, str(root))
+    yield MgrPaths(root)
