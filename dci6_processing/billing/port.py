@@ -35,6 +35,10 @@ class BillingPort(Protocol):
     def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
         """service.saveparam; secrets (the root password) go with crypted=True."""
 
+    def services_holding_server(self, server_id: int) -> list[int]:
+        """Live (not deleted) services whose `dci_server_id` param names this server: the
+        billing side of "no server ever has two services"."""
+
     def service_ips(self, item: int) -> list[BillingIp]:
         """The IP rows BILLmanager holds for the service."""
 

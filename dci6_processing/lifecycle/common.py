@@ -1,0 +1,137 @@
+"""What every lifecycle command shares: loading the service and its ports, locks, named steps.
+
+Steps are named so that logs read as a timeline and crash tests can stop the process after any
+of them (`PMDCI6_FAILPOINT=crash-after:<step>`, a failpoint in the FreeBSD/TiKV sense: the
+process exits at once, as a kill -9 would leave it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from dci6_processing.billing.port import BillingPort
+from dci6_processing.dci.client import DciClient
+from dci6_processing.dci.models import Server, User
+from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.invocation import Invocation
+from dci6_processing.paths import MgrPaths
+from dci6_processing.settings import ModuleSettings, OrderAddons, Service, TariffOptions
+
+log = structlog.get_logger(__name__)
+
+FAILPOINT_ENV = "PMDCI6_FAILPOINT"
+FAILPOINT_EXIT_CODE = 137
+
+
+@dataclass
+class ServiceContext:
+    """One service with everything a lifecycle command needs to act on it."""
+
+    inv: Invocation
+    billing: BillingPort
+    service: Service
+    settings: ModuleSettings
+    dci: DciClient
+
+    @property
+    def item(self) -> int:
+        return self.service.id
+
+    @property
+    def tariff(self) -> TariffOptions:
+        return self.service.tariff
+
+    @property
+    def order(self) -> OrderAddons:
+        return self.service.order
+
+    @property
+    def paths(self) -> MgrPaths:
+        return self.inv.paths
+
+    def refresh(self) -> None:
+        """Re-read the service after saving params, so later steps see them."""
+        self.service = self.billing.service(self.item)
+
+
+def load_service(inv: Invocation) -> ServiceContext:
+    item = inv.require_item()
+    billing = inv.billing()
+    service = billing.service(item)
+    settings = billing.module_settings(service.module)
+    structlog.contextvars.bind_contextvars(item=item, module=service.module)
+    return ServiceContext(inv=inv, billing=billing, service=service, settings=settings,
+                          dci=inv.dci(settings))
+
+
+def step(name: str) -> None:
+    """Mark a finished step: one log line, and the crash failpoint for tests."""
+    log.info("step.done", step=name)
+    if os.environ.get(FAILPOINT_ENV) == f"crash-after:{name}":
+        log.warning("failpoint.crash", step=name)
+        os._exit(FAILPOINT_EXIT_CODE)
+
+
+@contextmanager
+def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
+    """An exclusive flock; gives up after wait_seconds with msg_error_server_busy."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ModuleError(ErrorType.server_busy, object=what) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def service_lock(ctx_or_inv: ServiceContext | Invocation, item: int) -> object:
+    """One process at a time works on a service (Ironic's node lock)."""
+    inv = ctx_or_inv.inv if isinstance(ctx_or_inv, ServiceContext) else ctx_or_inv
+    return file_lock(inv.paths.ensure_state_dir() / "locks" / f"item-{item}.lock",
+                     wait_seconds=30, what=f"service {item}")
+
+
+def claim_lock(paths: MgrPaths) -> object:
+    """Serialises choosing and releasing servers on this BILLmanager host."""
+    return file_lock(paths.ensure_state_dir() / "locks" / "claim.lock",
+                     wait_seconds=300, what="server claim")
+
+
+def owned_by(server: Server, user: User | None, email: str) -> bool:
+    """Whether the panel says this server belongs to the given client."""
+    if user is not None and server.owner is not None:
+        return server.owner == user.id
+    return bool(server.owner_email) and (server.owner_email or "").lower() == email.lower()
+
+
+def client_server(ctx: ServiceContext) -> Server:
+    """The service's server, verified to still belong to the service's client (Tenantos).
+
+    Touch nothing when it does not: the drift is reported, not "fixed".
+    """
+    server_id = ctx.service.dci_server_id
+    if server_id is None:
+        raise ModuleError(ErrorType.server_not_found, object=f"service {ctx.item}",
+                          detail="no dci_server_id saved on the service")
+    server = ctx.dci.server(server_id)
+    if not owned_by(server, None, ctx.service.client_email):
+        raise ModuleError(ErrorType.owner_mismatch, object=str(server_id),
+                          value=server.owner_email or "",
+                          detail=f"expected owner {ctx.service.client_email}")
+    return server
