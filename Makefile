@@ -1,0 +1,93 @@
+# pmdci6: BILLmanager 6 processing module for dedicated servers in DCImanager 6.
+# Needs only GNU make and python3 >= 3.11 on PATH; everything else goes into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+VENV_STAMP := $(VENV)/.pmdci6-dev.stamp
+PYTEST_ARGS ?=
+
+# `make install DESTDIR=/tmp/stage PREFIX=/usr/local/mgr5`: PREFIX is BILLmanager's root on the
+# target host, DESTDIR an optional staging directory (for packages and tests).
+PREFIX ?= /usr/local/mgr5
+DESTDIR ?=
+CRONDIR ?= /etc/cron.d
+PIP_INSTALL_ARGS ?=
+MODULE := pmdci6
+APP_VENV := $(PREFIX)/lib/$(MODULE)/venv
+STAGED_VENV := $(DESTDIR)$(APP_VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint demo bench install check-python clean distclean
+
+help:
+	@echo "make venv       create $(VENV) with the package (editable) and its dev tools"
+	@echo "make test       run the whole test suite"
+	@echo "make lint       ruff check and mypy (strict)"
+	@echo "make demo       run a whole order lifecycle on the sandbox"
+	@echo "make bench      run every bench/bench_*.py and print its figures"
+	@echo "make install    lay the module out under \$$(DESTDIR)\$$(PREFIX) (default $(PREFIX))"
+	@echo "make clean      remove build outputs and tool caches (distclean: also $(VENV))"
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pmdci6 needs Python >= 3.11; $(PYTHON) is " + sys.version.split()[0])'
+
+venv: $(VENV_STAMP)
+
+# Rebuilt when pyproject.toml changes (new dependency or entry point).
+$(VENV_STAMP): pyproject.toml | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_INSTALL_ARGS) -e '.[dev]'
+	touch $@
+
+test: $(VENV_STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy dci6_processing
+
+demo: $(VENV_STAMP)
+	$(VENV)/bin/pmdci6 demo
+
+bench: $(VENV_STAMP)
+	@set -e; found=0; \
+	for script in bench/bench_*.py; do \
+		[ -f "$$script" ] || continue; \
+		found=1; \
+		echo "== $$script"; \
+		$(VENV)/bin/python "$$script"; \
+	done; \
+	[ "$$found" = 1 ] || { echo "no bench/bench_*.py scripts" >&2; exit 1; }
+
+# The virtualenv is built beside its final place and swapped in whole, so BILLmanager never
+# runs a half-installed module. Paths baked into it are rewritten from the staging path to the
+# final one; the launcher names the interpreter itself, so the staged tree runs as well.
+install: check-python
+	rm -rf '$(STAGED_VENV).new'
+	mkdir -p '$(dir $(STAGED_VENV))'
+	$(PYTHON) -m venv '$(STAGED_VENV).new'
+	rm -rf build  # setuptools would reuse it and ship modules deleted since the last build
+	'$(STAGED_VENV).new/bin/python' -m pip install --quiet $(PIP_INSTALL_ARGS) .
+	grep -rlI --null -e '$(STAGED_VENV).new' '$(STAGED_VENV).new/bin' '$(STAGED_VENV).new/pyvenv.cfg' \
+		| xargs -0 -r sed -i -e 's|$(STAGED_VENV).new|$(APP_VENV)|g'
+	rm -rf '$(STAGED_VENV).old'
+	if [ -d '$(STAGED_VENV)' ]; then mv '$(STAGED_VENV)' '$(STAGED_VENV).old'; fi
+	mv '$(STAGED_VENV).new' '$(STAGED_VENV)'
+	rm -rf '$(STAGED_VENV).old'
+	install -d -m 0755 '$(DESTDIR)$(PREFIX)/processing' '$(DESTDIR)$(PREFIX)/etc/xml' '$(DESTDIR)$(CRONDIR)'
+	install -m 0755 etc/launcher.pmdci6 '$(DESTDIR)$(PREFIX)/processing/$(MODULE)'
+	install -m 0644 xml/billmgr_mod_$(MODULE).xml '$(DESTDIR)$(PREFIX)/etc/xml/billmgr_mod_$(MODULE).xml'
+	sed -e 's|/usr/local/mgr5|$(PREFIX)|g' etc/cron.pmdci6 > '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp'
+	chmod 0644 '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp'
+	mv '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp' '$(DESTDIR)$(CRONDIR)/$(MODULE)'
+	@echo
+	@echo "pmdci6 installed under $(DESTDIR)$(PREFIX); cron entry $(DESTDIR)$(CRONDIR)/$(MODULE)."
+	@echo "Now let BILLmanager load the new module:"
+	@echo "    $(PREFIX)/sbin/mgrctl -m billmgr -R"
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
