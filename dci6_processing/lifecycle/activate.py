@@ -1,0 +1,127 @@
+"""`open`: hand the client a real machine — the WHMCS guide's ten steps in BILLmanager's terms.
+
+Every step is safe to repeat: the claimed server, the generated password and the install
+operation are recorded on the service as they happen; everything else is read from the panel.
+`postopen` is reported only once the server has its addresses and credentials.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+import structlog
+
+from dci6_processing.dci.models import Operation, OsFamily, OsTemplate, Server
+from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.invocation import Invocation
+from dci6_processing.lifecycle.claim import claim_server, ensure_client_user
+from dci6_processing.lifecycle.common import ServiceContext, load_service, service_lock, step
+from dci6_processing.lifecycle.ips import AssignedIps, ensure_ips, remove_temporary_ips
+from dci6_processing.lifecycle.power import (
+    INSTALL_OPERATION_PARAM,
+    power_on,
+    set_ports,
+    start_or_resume,
+    stop_foreign_operation,
+    wait_operation,
+)
+from dci6_processing.lifecycle.resolve import resolve_os_template
+from dci6_processing.log import register_secret
+
+log = structlog.get_logger(__name__)
+
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+PASSWORD_LENGTH = 20
+
+
+def open_service(inv: Invocation) -> bytes | None:
+    item = inv.require_item()
+    with service_lock(inv, item):
+        ctx = load_service(inv)
+        activate(ctx)
+    return None
+
+
+def activate(ctx: ServiceContext) -> None:
+    tariff = ctx.tariff
+    if tariff.check_email_verified and not ctx.service.client_email_verified:
+        raise ModuleError(ErrorType.email_not_verified, object=ctx.service.client_email)
+    template = _chosen_template(ctx)
+    user = ensure_client_user(ctx)
+    step("user_ready")
+    server = claim_server(ctx, user)
+    set_ports(ctx, server, True, required=False)
+    step("ports_on")
+    power_on(ctx, server)
+    step("powered_on")
+    stop_foreign_operation(ctx, server)
+    step("operation_stopped")
+    ips = ensure_ips(ctx, ctx.dci.server(server.id))
+    server = install_os(ctx, ctx.dci.server(server.id), template)
+    _report_open(ctx, server, template, ips)
+
+
+def _chosen_template(ctx: ServiceContext) -> OsTemplate:
+    ref = ctx.order.os_template or ctx.tariff.os_template
+    if not ref:
+        # without an OS there are no credentials to hand over: refuse before touching hardware
+        raise ModuleError(ErrorType.invalid_param, object="os_template", value="")
+    return resolve_os_template(ctx.dci, ref, param="ostempl" if ctx.order.os_template
+                               else "os_template")
+
+
+def root_password(ctx: ServiceContext) -> str:
+    """The server's root password: generated once and saved (crypted) before it is used."""
+    password = ctx.service.params.get("password") or ""
+    if not password:
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
+        register_secret(password)
+        ctx.billing.save_param(ctx.item, "password", password, crypted=True)
+        ctx.refresh()
+    register_secret(password)
+    return password
+
+
+def hostname_for(ctx: ServiceContext, server: Server) -> str:
+    return (ctx.service.params.get("hostname") or "").strip() or f"srv{ctx.item}"
+
+
+def install_os(ctx: ServiceContext, server: Server, template: OsTemplate) -> Server:
+    """Start (or keep waiting for) the install of `template`, unless it already completed."""
+    password = root_password(ctx)
+    hostname = hostname_for(ctx, server)
+
+    def start() -> Operation:
+        return ctx.dci.install_os(server.id, template_id=template.id, password=password,
+                                  hostname=hostname, temporary_ipv4=ctx.tariff.temp_ipv4)
+
+    operation_id = start_or_resume(ctx, server, INSTALL_OPERATION_PARAM, start)
+    step("install_started")
+    if ctx.tariff.no_wait_install:
+        return ctx.dci.server(server.id)
+    minutes = ctx.settings.timeout_for(template.os_family)
+    if operation_id is not None:
+        server = wait_operation(ctx, server.id, operation_id, minutes)
+    else:
+        server = ctx.dci.server(server.id)
+    if ctx.tariff.remove_temp_ip:
+        remove_temporary_ips(ctx, server)
+        server = ctx.dci.server(server.id)
+    step("install_done")
+    return server
+
+
+def _report_open(ctx: ServiceContext, server: Server, template: OsTemplate,
+                 ips: AssignedIps) -> None:
+    if not ips.main:
+        raise ModuleError(ErrorType.pool_exhausted, object=str(server.id),
+                          detail="the server has no address to hand to the client")
+    username = "Administrator" if template.os_family == OsFamily.WINDOWS else "root"
+    ctx.billing.save_param(ctx.item, "hostname", hostname_for(ctx, server))
+    ctx.billing.save_param(ctx.item, "username", username)
+    ctx.billing.save_param(ctx.item, "ostempl", str(template.id))
+    step("params_saved")
+    ctx.billing.post(ctx.item, "open", ip=ips.main)
+    log.info("service.opened", server_id=server.id, ip=ips.main, os=template.name)
+    step("open_reported")
