@@ -1,0 +1,105 @@
+"""Every DCImanager 6 route the module uses, in ONE table.
+
+Each route is marked CONFIRMED (found in ISPsystem's public docs or real client code) or
+INFERRED (a real instance may answer elsewhere: fixing it is a one-line change here, and
+`pmdci6 doctor` tells an admin which routes their instance answers). Nothing else in the
+project writes a path: the client asks this table for one.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+HttpMethod = Literal["GET", "POST", "DELETE"]
+
+
+class Confirmation(StrEnum):
+    CONFIRMED = "confirmed"
+    INFERRED = "inferred"
+
+
+CONFIRMED = Confirmation.CONFIRMED
+INFERRED = Confirmation.INFERRED
+
+
+@dataclass(frozen=True)
+class Route:
+    """One call of the panel: `/api/<service>/<version>/<template>` with `{name}` slots."""
+
+    name: str
+    method: HttpMethod
+    service: str
+    version: str
+    template: str
+    confirmation: Confirmation
+    note: str = ""
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        return tuple(
+            field for _, field, _, _ in string.Formatter().parse(self.template) if field
+        )
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method != "GET"
+
+    @property
+    def pattern(self) -> str:
+        """The path as documentation shows it, slots unfilled."""
+        return f"/api/{self.service}/{self.version}/{self.template}"
+
+    def path(self, **ids: int) -> str:
+        """The request path with every slot filled by an integer id.
+
+        Only integers are accepted so no value can add a path segment or a query.
+        """
+        expected = set(self.placeholders)
+        if set(ids) != expected:
+            raise ValueError(f"route {self.name} needs {sorted(expected)}, got {sorted(ids)}")
+        for key, value in ids.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"route {self.name}: {key} must be an integer id")
+        return f"/api/{self.service}/{self.version}/{self.template.format(**ids)}"
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("auth.token", "POST", "auth", "v4", "public/token", CONFIRMED),
+    Route("server.list", "GET", "dci", "v3", "server", CONFIRMED),
+    Route("server.get", "GET", "dci", "v3", "server/{server_id}", CONFIRMED),
+    Route("server.configuration.list", "GET", "dci", "v3", "server/configuration", CONFIRMED),
+    Route("user.list", "GET", "dci", "v3", "user", CONFIRMED,
+          note="the list is confirmed; filtering it by e-mail is inferred"),
+    Route("user.create", "POST", "dci", "v3", "user", CONFIRMED,
+          note="the call is confirmed; the exact body is inferred"),
+    Route("server.owner.set", "POST", "dci", "v3", "server/{server_id}/owner", INFERRED),
+    Route("server.owner.remove", "DELETE", "dci", "v3", "server/{server_id}/owner", INFERRED),
+    Route("server.switch_port.enable", "POST", "dci", "v3",
+          "server/{server_id}/switch_port/enable", INFERRED),
+    Route("server.switch_port.disable", "POST", "dci", "v3",
+          "server/{server_id}/switch_port/disable", INFERRED),
+    Route("server.power_on", "POST", "dci", "v3", "server/{server_id}/power_on", CONFIRMED),
+    Route("server.power_off", "POST", "dci", "v3", "server/{server_id}/power_off", CONFIRMED),
+    Route("server.power_reset", "POST", "dci", "v3", "server/{server_id}/power_reset", CONFIRMED),
+    Route("server.operation.stop", "POST", "dci", "v3",
+          "server/{server_id}/operation/stop", INFERRED),
+    Route("server.operation.install", "POST", "dci", "v3",
+          "server/{server_id}/operation/install", INFERRED),
+    Route("server.operation.diag", "POST", "dci", "v3",
+          "server/{server_id}/operation/diag", INFERRED),
+    Route("server.ip.add", "POST", "dci", "v3", "server/{server_id}/ip", INFERRED),
+    Route("ip.remove", "DELETE", "dci", "v3", "ip/{ip_id}", INFERRED),
+    Route("ippool.list", "GET", "ip", "v3", "ippool", INFERRED),
+    Route("os_template.list", "GET", "dci", "v3", "os_template", INFERRED),
+    Route("location.list", "GET", "dci", "v3", "location", INFERRED),
+)
+
+_BY_NAME: dict[str, Route] = {route.name: route for route in ROUTES}
+
+
+def route(name: str) -> Route:
+    """The route called `name`; a typo is a programming error, so KeyError."""
+    return _BY_NAME[name]
