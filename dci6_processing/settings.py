@@ -105,6 +105,13 @@ class ModuleSettings(_Settings):
             raise ValueError("the DCImanager administrator is named by e-mail")
         return value
 
+    @property
+    def tls_verify(self) -> bool | str:
+        """What requests' `verify=` gets: the CA bundle path, True, or False when switched off."""
+        if not self.verify_tls:
+            return False
+        return self.ca_bundle or True
+
     def timeout_for(self, os_family: str) -> int:
         """Install timeout in minutes for a template family (linux/windows)."""
         if os_family == "windows":
