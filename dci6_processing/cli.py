@@ -1,0 +1,335 @@
+"""The `pmdci6` executable.
+
+With `--command` in argv it speaks BILLmanager's processing-module protocol: options in, one XML
+reply on stdout, exit 0 on success and 1 on failure (error XML on stdout, details in the log).
+Without it, it is a click group for people: `doctor`, `sandbox`, `demo`.
+
+`features` must stay fast: it imports no handler, no requests, no pydantic, no structlog.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import importlib.util
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dci6_processing import protocol
+from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.invocation import Invocation
+from dci6_processing.paths import MgrPaths, mgr_paths
+
+if TYPE_CHECKING:
+    import click
+
+Handler = Callable[[Invocation], bytes | None]
+
+# command -> "module:function"; imported only when that command runs.
+DISPATCH: dict[str, str] = {
+    "check_connection": "dci6_processing.catalogue:check_connection",
+    "tune_connection": "dci6_processing.catalogue:tune_connection",
+    "pricelist_dynamic_settings_tune": "dci6_processing.catalogue:tune_pricelist",
+    "get_server_config": "dci6_processing.catalogue:get_server_config",
+    "checkparam": "dci6_processing.catalogue:check_param",
+    "check_param": "dci6_processing.catalogue:check_param",
+    "open": "dci6_processing.lifecycle.activate:open_service",
+    "suspend": "dci6_processing.lifecycle.suspend:suspend_service",
+    "resume": "dci6_processing.lifecycle.suspend:resume_service",
+    "close": "dci6_processing.lifecycle.terminate:close_service",
+    "setparam": "dci6_processing.lifecycle.change:change_service",
+    "sync_item": "dci6_processing.lifecycle.reconcile:sync_item",
+    "sync": "dci6_processing.lifecycle.reconcile:sync_modules",
+}
+
+# Run from cron by this module's own entry, never by BILLmanager: not announced in features.
+OWN_COMMANDS = frozenset({"sync"})
+TAKES_STDIN = frozenset(
+    {
+        "check_connection",
+        "tune_connection",
+        "pricelist_dynamic_settings_tune",
+        "checkparam",
+        "check_param",
+    }
+)
+# BILLmanager's maintenance switch covers these (plus prolong and stat, which we do not run).
+DO_NOTHING_COMMANDS = frozenset(
+    {"open", "resume", "suspend", "close", "prolong", "sync_item", "sync", "stat"}
+)
+NEEDS_ITEM = frozenset({"open", "suspend", "resume", "close", "setparam", "sync_item"})
+NEEDS_MODULE = frozenset({"get_server_config"})
+
+# Subcommands for people, registered only when their module is importable.
+SUBCOMMANDS: dict[str, str] = {
+    "doctor": "dci6_processing.doctor:doctor_command",
+    "sandbox": "dci6_processing.sandbox.cli:sandbox_group",
+    "demo": "dci6_processing.sandbox.demo:demo_command",
+}
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+# --- argv -----------------------------------------------------------------------------------
+
+
+def is_protocol_call(argv: Sequence[str]) -> bool:
+    return any(arg == "--command" or arg.startswith("--command=") for arg in argv)
+
+
+def parse_options(argv: Sequence[str]) -> dict[str, str]:
+    """`--name value` and `--name=value` pairs; a `--name` followed by another option or
+    nothing is an empty value. Anything else is ignored: BILLmanager passes more than we use."""
+    options: dict[str, str] = {}
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if not arg.startswith("--") or arg == "--":
+            continue
+        name, equals, value = arg[2:].partition("=")
+        if not equals and index < len(argv) and not argv[index].startswith("--"):
+            value = argv[index]
+            index += 1
+        options[name] = value
+    return options
+
+
+def _integer_option(options: dict[str, str], name: str) -> int | None:
+    raw = options.get(name, "").strip()
+    if not raw:
+        return None
+    if not _DIGITS.fullmatch(raw):
+        raise ModuleError(ErrorType.invalid_param, object=name, value=raw[:64])
+    return int(raw)
+
+
+def build_invocation(
+    options: dict[str, str], paths: MgrPaths, stdin: BinaryIO | None
+) -> Invocation:
+    command = options.get("command", "")
+    data = b""
+    if command in TAKES_STDIN and stdin is not None and not stdin.isatty():
+        data = stdin.read()
+    return Invocation(
+        command=command,
+        paths=paths,
+        item=_integer_option(options, "item"),
+        module=_integer_option(options, "module"),
+        runningoperation=_integer_option(options, "runningoperation"),
+        userid=_integer_option(options, "userid"),
+        param=options.get("param"),
+        value=options.get("value"),
+        subcommand=options.get("subcommand"),
+        itemtype=options.get("itemtype"),
+        lang=options.get("lang"),
+        stdin=data,
+    )
+
+
+# --- dispatch -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _top_level_names(source_file: str) -> frozenset[str]:
+    """Functions and plain assignments at the top of a module file, read without importing it."""
+    try:
+        tree = ast.parse(Path(source_file).read_bytes(), filename=source_file)
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return frozenset(names)
+
+
+def handler_available(command: str) -> bool:
+    """Whether the command's handler module exists, parses and defines the handler,
+    decided without importing the module."""
+    target = DISPATCH.get(command)
+    if target is None:
+        return False
+    module_name, _, function = target.partition(":")
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return False
+    return function in _top_level_names(spec.origin)
+
+
+def available_features() -> list[str]:
+    return [
+        command
+        for command in DISPATCH
+        if command not in OWN_COMMANDS and handler_available(command)
+    ]
+
+
+def load_handler(command: str) -> Handler:
+    module_name, _, function = DISPATCH[command].partition(":")
+    handler: Handler = getattr(importlib.import_module(module_name), function)
+    return handler
+
+
+# --- protocol mode --------------------------------------------------------------------------
+
+
+def _write(stdout: BinaryIO, reply: bytes) -> None:
+    stdout.write(reply)
+    stdout.flush()
+
+
+def _check_required(inv: Invocation) -> None:
+    if inv.command in NEEDS_ITEM:
+        inv.require_item()
+    if inv.command in NEEDS_MODULE:
+        inv.require_module()
+
+
+def _record_operation_error(inv: Invocation | None, err: ModuleError, log: Any) -> None:
+    """Tell BILLmanager's running operation why it failed; our own failure here is only logged."""
+    if inv is None or inv.runningoperation is None:
+        return
+    try:
+        inv.billing().record_operation_error(inv.runningoperation, err)
+    except Exception as exc:  # the command already failed; this report is best effort
+        log.warning(
+            "operation_error_not_recorded",
+            runningoperation=inv.runningoperation,
+            reason=type(exc).__name__,
+            detail=str(exc),
+        )
+
+
+def run_protocol(argv: Sequence[str], stdin: BinaryIO | None, stdout: BinaryIO) -> int:
+    """One BILLmanager call; returns the exit code. Every failure becomes error XML."""
+    options = parse_options(argv)
+    command = options.get("command", "")
+    if command == "features":
+        try:
+            _write(stdout, protocol.features_xml(available_features()))
+            return 0
+        except Exception as exc:
+            return _crash(command, exc, stdout)
+
+    log: Any = None
+    inv: Invocation | None = None
+    try:
+        from dci6_processing import log as logging_setup
+
+        paths = mgr_paths()
+        logging_setup.configure(
+            paths, command=command, item=options.get("item"), module=options.get("module")
+        )
+        import structlog
+
+        log = structlog.get_logger(__name__)
+        if command in DO_NOTHING_COMMANDS and paths.do_nothing_flag.exists():
+            log.info("maintenance_do_nothing", flag=str(paths.do_nothing_flag))
+            _write(stdout, protocol.ok_xml())
+            return 0
+        inv = build_invocation(options, paths, stdin)
+        logging_setup.bind(item=inv.item, module=inv.module)
+        if command not in DISPATCH:
+            raise ModuleError(ErrorType.unknown_command, object=command)
+        _check_required(inv)
+        log.info("command_started", runningoperation=inv.runningoperation)
+        reply = load_handler(command)(inv)
+        _write(stdout, protocol.ok_xml() if reply is None else reply)
+        log.info("command_done")
+        return 0
+    except ModuleError as err:
+        if log is not None:
+            log.error(
+                "command_failed",
+                error=str(err.type),
+                object=err.object,
+                value=err.value,
+                detail=err.detail,
+            )
+        _write(stdout, protocol.error_xml(err))
+        _record_operation_error(inv, err, log)
+        return 1
+    except Exception as exc:
+        if log is None:
+            return _crash(command, exc, stdout)
+        failure = _internal(command, exc)
+        log.exception("command_crashed", error=str(failure.type), reason=failure.value)
+        _write(stdout, protocol.error_xml(failure))
+        _record_operation_error(inv, failure, log)
+        return 1
+
+
+def _internal(command: str, exc: BaseException) -> ModuleError:
+    # Only the exception class reaches BILLmanager: its message might carry a secret.
+    return ModuleError(ErrorType.internal, object=command, value=type(exc).__name__)
+
+
+def _crash(command: str, exc: BaseException, stdout: BinaryIO) -> int:
+    """Last resort when logging itself is unavailable: error XML out, reason on stderr."""
+    err = _internal(command, exc)
+    print(f"pmdci6: {command or 'no command'} failed: {err.value}", file=sys.stderr)
+    _write(stdout, protocol.error_xml(err))
+    return 1
+
+
+# --- commands for people --------------------------------------------------------------------
+
+
+def _subcommand_available(name: str) -> bool:
+    module_name = SUBCOMMANDS[name].partition(":")[0]
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def people_group() -> click.Group:
+    """The click group used when argv has no --command; subcommands load on first use."""
+    import click
+
+    class LazyGroup(click.Group):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(name for name in SUBCOMMANDS if _subcommand_available(name))
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            if cmd_name not in SUBCOMMANDS or not _subcommand_available(cmd_name):
+                return None
+            module_name, _, attribute = SUBCOMMANDS[cmd_name].partition(":")
+            try:
+                command = getattr(importlib.import_module(module_name), attribute)
+            except (ImportError, AttributeError) as exc:
+                # A subcommand still being written must not take the others down with it.
+                click.echo(f"pmdci6: {cmd_name} is unavailable: {exc}", err=True)
+                return None
+            return command if isinstance(command, click.Command) else None
+
+    @click.group(
+        cls=LazyGroup,
+        help="BILLmanager 6 processing module for DCImanager 6 dedicated servers.\n\n"
+        "BILLmanager runs it as `pmdci6 --command <name> ...`; the subcommands below are "
+        "for people.",
+    )
+    @click.version_option(package_name="pmdci6")
+    def group() -> None:
+        pass
+
+    return group
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if is_protocol_call(args):
+        stdin = getattr(sys.stdin, "buffer", None)
+        code = run_protocol(args, stdin, sys.stdout.buffer)
+        sys.exit(code)
+    people_group()(args=args, prog_name="pmdci6")
