@@ -59,6 +59,7 @@ def ensure_ips(ctx: ServiceContext, server: Server) -> AssignedIps:
             prefix = order.ipv6_prefix if family == IpFamily.V6 else None
             for _ in range(missing):
                 ip = ctx.dci.add_ip(server.id, family, pool.id, prefix)
+                step("ip_added_to_server")
                 row_id = ctx.billing.add_ip(ctx.item, ip.address, gateway=ip.gateway or "")
                 recorded[ip.address] = BillingIp(id=row_id, address=ip.address)
                 log.info("ip.added", address=ip.address, pool=pool.id)

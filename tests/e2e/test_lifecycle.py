@@ -1,0 +1,188 @@
+"""The whole order lifecycle through the real binary, as BILLmanager runs it."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.e2e.conftest import CLIENT_EMAIL, CONFIGURATION, Sandbox
+
+ACTIVE, STOPPED, DELETED = 2, 3, 4
+
+
+def ok(result: object) -> subprocess.CompletedProcess[bytes]:
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert b"<ok" in result.stdout or result.stdout.strip() in (b"", b"<doc/>"), result.stdout
+    return result
+
+
+def error_type(result: object) -> str:
+    from lxml import etree
+
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert result.returncode != 0, result.stdout
+    assert b"Traceback" not in result.stdout
+    doc = etree.fromstring(result.stdout)
+    err = doc.find("error")
+    assert err is not None, result.stdout
+    return str(err.get("type"))
+
+
+def permanent_ips(server: dict[str, object], family: str) -> list[str]:
+    ips = server["ip"]
+    assert isinstance(ips, list)
+    return [ip["name"] for ip in ips if ip["family"] == family and ip.get("status") != "temporary"]
+
+
+def test_open_hands_the_client_a_ready_server(sandbox: Sandbox) -> None:
+    item = sandbox.order(101, addons={"ip": "2", "ip6": "1", "ip6_prefix": "64"})
+    ok(sandbox.run("open", item))
+    record = sandbox.host.service(item)
+    assert record.status == ACTIVE
+    server = sandbox.server_of(item)
+    assert server["owner_email"] == CLIENT_EMAIL
+    assert server["configuration"] == CONFIGURATION
+    assert server["power_status"] == "on"
+    assert all(c["admin_status"] == "up" for c in server["switch_connection"]
+               if not c.get("is_ipmi_connection"))
+    assert server["operation"]["status"] == "ok"
+    assert server["os_template"]["id"] == 2  # the order's choice wins over the tariff's default
+    v4 = permanent_ips(server, "ipv4")
+    v6 = permanent_ips(server, "ipv6")
+    assert len(v4) == 2 and len(v6) == 1 and v6[0].endswith("/64")
+    assert sorted(addr for _, addr in record.ips) == sorted(v4 + v6)
+    assert record.params["username"] == "root"
+    assert len(record.params["password"]) >= 16
+    assert "password" in record.crypted_params
+    events = [func for func, _ in record.events]
+    assert events.count("service.postopen") == 1
+
+
+def test_preset_server_is_used_and_an_owned_one_refused(sandbox: Sandbox) -> None:
+    free = next(s for s in _servers(sandbox) if s["owner"] is None and not s["is_new"]
+                and s["configuration"] == CONFIGURATION and not s.get("maintenance_mode"))
+    item = sandbox.order(102, params={"ostempl": "1", "dci_server_id": str(free["id"])})
+    ok(sandbox.run("open", item))
+    assert sandbox.server_of(item)["id"] == free["id"]
+
+    taken = sandbox.order(103, params={"ostempl": "1", "dci_server_id": str(free["id"])})
+    assert error_type(sandbox.run("open", taken)) == "server_in_use"
+    assert sandbox.host.service(taken).status != ACTIVE
+
+
+def _servers(sandbox: Sandbox) -> list[dict[str, object]]:
+    return [sandbox.sim.server(i) for i in sandbox.sim.server_ids()]
+
+
+def test_suspend_resume_and_close_return_a_wiped_server(sandbox: Sandbox) -> None:
+    item = sandbox.order(104)
+    ok(sandbox.run("open", item))
+    server_id = sandbox.server_of(item)["id"]
+    ok(sandbox.run("suspend", item))
+    assert sandbox.host.service(item).status == STOPPED
+    ports = [c for c in sandbox.sim.server(server_id)["switch_connection"]
+             if not c.get("is_ipmi_connection")]
+    assert ports and all(c["admin_status"] == "down" for c in ports)
+    ok(sandbox.run("suspend", item))  # harmless when repeated
+    ok(sandbox.run("resume", item))
+    assert sandbox.host.service(item).status == ACTIVE
+    ok(sandbox.run("close", item))
+    record = sandbox.host.service(item)
+    assert record.status == DELETED
+    server = sandbox.sim.server(server_id)
+    assert server["owner"] is None and not server["owner_email"]
+    assert server["os_template"] is None  # disks wiped by diagnostics
+    assert server["power_status"] == "off"
+    assert permanent_ips(server, "ipv4") == [] and record.ips == []
+    assert all(c["admin_status"] == "down" for c in server["switch_connection"]
+               if not c.get("is_ipmi_connection"))
+
+
+def test_changed_ip_count_adds_and_removes_addresses(sandbox: Sandbox) -> None:
+    item = sandbox.order(105, addons={"ip": "1"})
+    ok(sandbox.run("open", item))
+    sandbox.host.set_addon(item, "ip", "3")
+    ok(sandbox.run("setparam", item))
+    assert len(permanent_ips(sandbox.server_of(item), "ipv4")) == 3
+    assert len(sandbox.host.service(item).ips) == 3
+    sandbox.host.set_addon(item, "ip", "1")
+    ok(sandbox.run("setparam", item))
+    assert len(permanent_ips(sandbox.server_of(item), "ipv4")) == 1
+    assert len(sandbox.host.service(item).ips) == 1
+
+
+def test_changed_os_reinstalls(sandbox: Sandbox) -> None:
+    item = sandbox.order(106, params={"ostempl": "1"})
+    ok(sandbox.run("open", item))
+    sandbox.host.set_param(item, "ostempl", "4")
+    ok(sandbox.run("setparam", item))
+    assert sandbox.server_of(item)["os_template"]["id"] == 4
+
+
+def test_suspend_refused_without_switch_connection(sandbox: Sandbox) -> None:
+    item = sandbox.order(107)
+    ok(sandbox.run("open", item))
+    server_id = sandbox.server_of(item)["id"]
+    sandbox.sim.update_server(server_id, switch_connection=[])
+    assert error_type(sandbox.run("suspend", item)) == "no_switch_connection"
+    assert sandbox.host.service(item).status == ACTIVE
+
+
+def test_owner_drift_touches_nothing(sandbox: Sandbox) -> None:
+    item = sandbox.order(108)
+    ok(sandbox.run("open", item))
+    server_id = sandbox.server_of(item)["id"]
+    other = sandbox.sim.add_user("someone-else@example.com")
+    sandbox.sim.update_server(server_id, owner=other["id"], owner_email=other["email"])
+    sandbox.sim.clear_requests()
+    assert error_type(sandbox.run("close", item)) == "owner_mismatch"
+    assert all(r.method == "GET" or "token" in r.path for r in sandbox.sim.requests)
+    assert sandbox.sim.server(server_id)["owner_email"] == "someone-else@example.com"
+
+
+def test_failed_install_is_reported_and_a_rerun_finishes(sandbox: Sandbox) -> None:
+    item = sandbox.order(109)
+    sandbox.sim.fail_operations(kind="install", count=1, reason="PXE boot failed")
+    result = sandbox.run("open", item, "--runningoperation", "55")
+    assert error_type(result) == "operation_failed"
+    assert b"PXE boot failed" in result.stdout
+    assert sandbox.host.service(item).status != ACTIVE
+    assert any("PXE boot failed" in str(e) for e in sandbox.host.operation_errors())
+    server_id = sandbox.server_of(item)["id"]
+    ok(sandbox.run("open", item))
+    assert sandbox.host.service(item).status == ACTIVE
+    assert sandbox.server_of(item)["id"] == server_id  # the same server, not a second one
+
+
+def test_failed_wipe_keeps_the_server_owned(sandbox: Sandbox) -> None:
+    item = sandbox.order(110)
+    ok(sandbox.run("open", item))
+    server_id = sandbox.server_of(item)["id"]
+    sandbox.sim.fail_operations(kind="diag", count=1, reason="disk sdb did not answer")
+    assert error_type(sandbox.run("close", item)) == "operation_failed"
+    assert sandbox.sim.server(server_id)["owner_email"] == CLIENT_EMAIL  # never silently free
+    assert sandbox.host.service(item).status != DELETED
+    ok(sandbox.run("close", item))
+    assert sandbox.sim.server(server_id)["owner"] is None
+    assert sandbox.sim.server(server_id)["os_template"] is None
+
+
+def test_no_free_server_with_by_server_type_on(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(2, configuration="no-such-config", os_template="1", ipv4_pool="1")
+    sandbox.host.add_service(111, module=1, pricelist=2, account_id=7, params={}, addons={})
+    assert error_type(sandbox.run("open", 111)) == "no_free_server"
+
+
+def test_admin_client_refused(sandbox: Sandbox) -> None:
+    sandbox.host.add_client(8, sandbox.sim.admin_email)
+    item = sandbox.order(112, account=8)
+    assert error_type(sandbox.run("open", item)) == "user_is_admin"
+    assert "dci_server_id" not in sandbox.host.service(item).params or \
+        not sandbox.host.service(item).params["dci_server_id"]
+
+
+def test_exhausted_pool_fails_cleanly(sandbox: Sandbox) -> None:
+    item = sandbox.order(113)
+    sandbox.sim.exhaust_pool(1)
+    assert error_type(sandbox.run("open", item)) == "pool_exhausted"
+    assert sandbox.host.service(item).status != ACTIVE
