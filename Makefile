@@ -17,7 +17,7 @@ APP_VENV := $(PREFIX)/lib/$(MODULE)/venv
 STAGED_VENV := $(DESTDIR)$(APP_VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint demo bench install check-python clean distclean
+.PHONY: help venv test lint demo bench install install-venv install-files check-python clean distclean
 
 help:
 	@echo "make venv       create $(VENV) with the package (editable) and its dev tools"
@@ -59,10 +59,16 @@ bench: $(VENV_STAMP)
 	done; \
 	[ "$$found" = 1 ] || { echo "no bench/bench_*.py scripts" >&2; exit 1; }
 
+install: install-venv install-files
+	@echo
+	@echo "pmdci6 installed under $(DESTDIR)$(PREFIX); cron entry $(DESTDIR)$(CRONDIR)/$(MODULE)."
+	@echo "Now let BILLmanager load the new module:"
+	@echo "    $(PREFIX)/sbin/mgrctl -m billmgr -R"
+
 # The virtualenv is built beside its final place and swapped in whole, so BILLmanager never
 # runs a half-installed module. Paths baked into it are rewritten from the staging path to the
 # final one; the launcher names the interpreter itself, so the staged tree runs as well.
-install: check-python
+install-venv: check-python
 	rm -rf '$(STAGED_VENV).new'
 	mkdir -p '$(dir $(STAGED_VENV))'
 	$(PYTHON) -m venv '$(STAGED_VENV).new'
@@ -74,16 +80,15 @@ install: check-python
 	if [ -d '$(STAGED_VENV)' ]; then mv '$(STAGED_VENV)' '$(STAGED_VENV).old'; fi
 	mv '$(STAGED_VENV).new' '$(STAGED_VENV)'
 	rm -rf '$(STAGED_VENV).old'
+
+# Everything but the virtualenv: launcher, descriptor, cron entry (paths follow PREFIX).
+install-files:
 	install -d -m 0755 '$(DESTDIR)$(PREFIX)/processing' '$(DESTDIR)$(PREFIX)/etc/xml' '$(DESTDIR)$(CRONDIR)'
 	install -m 0755 etc/launcher.pmdci6 '$(DESTDIR)$(PREFIX)/processing/$(MODULE)'
 	install -m 0644 xml/billmgr_mod_$(MODULE).xml '$(DESTDIR)$(PREFIX)/etc/xml/billmgr_mod_$(MODULE).xml'
 	sed -e 's|/usr/local/mgr5|$(PREFIX)|g' etc/cron.pmdci6 > '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp'
 	chmod 0644 '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp'
 	mv '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp' '$(DESTDIR)$(CRONDIR)/$(MODULE)'
-	@echo
-	@echo "pmdci6 installed under $(DESTDIR)$(PREFIX); cron entry $(DESTDIR)$(CRONDIR)/$(MODULE)."
-	@echo "Now let BILLmanager load the new module:"
-	@echo "    $(PREFIX)/sbin/mgrctl -m billmgr -R"
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
