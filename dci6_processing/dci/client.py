@@ -1,0 +1,497 @@
+"""The typed DCImanager 6 client: every call the module makes, in the panel's own terms.
+
+Paths come from `routes.py`, filters from `query.py`, transport (login, token reuse, retries,
+TLS) from `session.py`; this module turns answers into `models.py` objects and panel refusals
+into the project's error types. Lists are generators that hold one page at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import requests
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from dci6_processing.dci.errors import (
+    DciBusy,
+    DciConflict,
+    DciError,
+    DciNotFound,
+    DciUnreachable,
+    OperationFailed,
+    OperationTimedOut,
+    PoolExhausted,
+)
+from dci6_processing.dci.models import (
+    Configuration,
+    IpPool,
+    Location,
+    Operation,
+    OperationStatus,
+    OsTemplate,
+    Server,
+    ServerIp,
+    User,
+)
+from dci6_processing.dci.query import Where
+from dci6_processing.dci.routes import ROUTES, Route, route
+from dci6_processing.dci.session import DciSession
+from dci6_processing.errors import ErrorType
+from dci6_processing.log import register_secret
+
+if TYPE_CHECKING:
+    from dci6_processing.paths import MgrPaths
+    from dci6_processing.settings import ModuleSettings
+
+log = structlog.get_logger(__name__)
+
+PowerAction = Literal["on", "off", "reset"]
+_POWER_ROUTES: dict[str, str] = {
+    "on": "server.power_on",
+    "off": "server.power_off",
+    "reset": "server.power_reset",
+}
+_ORDERBY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]* (?:asc|desc)")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How `wait_for_operation` polls: `initial` seconds, times `factor`, at most
+    `maximum`. `clock` and `sleep` are injectable so tests run on fake time."""
+
+    initial: float = 2.0
+    factor: float = 1.5
+    maximum: float = 30.0
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def intervals(self) -> Iterator[float]:
+        interval = max(self.initial, 0.0)
+        while True:
+            yield min(interval, self.maximum)
+            interval = min(interval * self.factor, self.maximum)
+
+
+ProbeOutcome = Literal["answers", "missing", "error", "not probed"]
+
+
+@dataclass(frozen=True)
+class RouteProbe:
+    """What `doctor` learned about one route of the table."""
+
+    route: Route
+    outcome: ProbeOutcome
+    detail: str = ""
+
+
+class DciClient:
+    def __init__(
+        self,
+        url: str,
+        email: str,
+        password: str,
+        *,
+        verify: bool | str = True,
+        timeout: float = 60.0,
+        token_cache_dir: Path | None = None,
+        retries_503: int = 10,
+        backoff: float = 0.2,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._session = DciSession(
+            url, email, password, verify=verify, timeout=timeout,
+            token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
+            session=session,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: ModuleSettings, paths: MgrPaths) -> DciClient:
+        verify: bool | str = settings.ca_bundle or settings.verify_tls
+        return cls(
+            settings.url,
+            settings.username,
+            settings.password.get_secret_value(),
+            verify=verify,
+            token_cache_dir=paths.ensure_state_dir() / "tokens",
+        )
+
+    @property
+    def url(self) -> str:
+        return self._session.base_url
+
+    @property
+    def request_counts(self) -> collections.Counter[str]:
+        """Requests sent per route name, retries and logins included."""
+        return self._session.request_counts
+
+    def login(self) -> None:
+        """Log in afresh, ignoring any cached token (check_connection, doctor)."""
+        self._session.login()
+
+    # reads
+
+    def server(self, server_id: int) -> Server:
+        body = self._call("server.get", ids={"server_id": server_id},
+                          subject=f"server {server_id}")
+        return _parse(Server, body, "server.get")
+
+    def iter_servers(
+        self,
+        where: Where | None = None,
+        *,
+        orderby: str | None = "id asc",
+        page_size: int = 500,
+    ) -> Iterator[Server]:
+        for raw in self._iterate(route("server.list"), where=where, orderby=orderby,
+                                 page_size=page_size):
+            yield _parse(Server, raw, "server.list")
+
+    def free_servers(
+        self,
+        configuration: str | None,
+        location_id: int | None,
+        *,
+        page_size: int = 100,
+    ) -> Iterator[Server]:
+        """Servers DCImanager would hand to billing: filtered by the panel, re-checked here
+        against the full free rule (the panel's filter cannot see every part of it)."""
+        where = Where.all((
+            Where.is_null("owner_email"),
+            Where.eq("is_new", False),
+            Where.eq("configuration", configuration) if configuration is not None else None,
+            Where.eq("location_id", location_id) if location_id is not None else None,
+        ))
+        for server in self.iter_servers(where, page_size=page_size):
+            if not server.is_free:
+                continue
+            if configuration is not None and server.configuration != configuration:
+                continue
+            if location_id is not None and server.location_id != location_id:
+                continue
+            yield server
+
+    def configurations(self) -> list[Configuration]:
+        body = self._call("server.configuration.list")
+        return [_parse(Configuration, raw, "server.configuration.list")
+                for raw in _envelope(body, "server.configuration.list")[0]]
+
+    def user_by_email(self, email: str) -> User | None:
+        """The panel user with exactly this e-mail (case-insensitive), or None."""
+        wanted = email.strip()
+        for raw in self._iterate(route("user.list"), where=Where.eq("email", wanted),
+                                 orderby=None, page_size=100):
+            user = _parse(User, raw, "user.list")
+            if user.email.strip().lower() == wanted.lower():
+                return user
+        return None
+
+    def create_user(self, email: str, password: str, role: str = "@user") -> User:
+        register_secret(password)
+        body = self._call("user.create", body={"email": email, "password": password,
+                                               "role": role}, subject=email)
+        user_id = body.get("id") if isinstance(body, dict) else None
+        if user_id is None:
+            raise DciError("user created but the panel returned no id", object=email)
+        return _parse(User, {"id": user_id, "email": email, "roles": [role]}, "user.create")
+
+    def ip_pools(self) -> list[IpPool]:
+        return self._list(IpPool, "ippool.list")
+
+    def os_templates(self) -> list[OsTemplate]:
+        return self._list(OsTemplate, "os_template.list")
+
+    def locations(self) -> list[Location]:
+        return self._list(Location, "location.list")
+
+    # actions
+
+    def set_owner(self, server_id: int, user_id: int) -> None:
+        try:
+            self._call("server.owner.set", ids={"server_id": server_id},
+                       body={"owner": user_id}, subject=f"server {server_id}")
+        except DciConflict as exc:
+            if exc.http_status == 409 or exc.type is ErrorType.server_in_use:
+                raise DciConflict(exc.value, object=str(server_id), http_status=exc.http_status,
+                                  code=exc.code, panel_msg=exc.panel_msg, detail=exc.detail,
+                                  type=ErrorType.server_in_use) from None
+            raise
+
+    def remove_owner(self, server_id: int) -> None:
+        self._call("server.owner.remove", ids={"server_id": server_id},
+                   subject=f"server {server_id}")
+
+    def set_switch_ports(self, server_id: int, enabled: bool) -> None:
+        name = "server.switch_port.enable" if enabled else "server.switch_port.disable"
+        try:
+            self._call(name, ids={"server_id": server_id}, body={},
+                       subject=f"server {server_id}")
+        except DciConflict as exc:
+            if exc.type is ErrorType.no_switch_connection:
+                exc.object = str(server_id)
+            raise
+
+    def power(self, server_id: int, action: PowerAction) -> None:
+        if action not in _POWER_ROUTES:
+            raise ValueError(f"unknown power action {action!r}")
+        self._call(_POWER_ROUTES[action], ids={"server_id": server_id}, body={},
+                   subject=f"server {server_id}")
+
+    def stop_operation(self, server_id: int) -> None:
+        self._call("server.operation.stop", ids={"server_id": server_id}, body={},
+                   subject=f"server {server_id}")
+
+    def add_ip(
+        self, server_id: int, family: str, pool_id: int, prefix: int | None = None
+    ) -> ServerIp:
+        body: dict[str, Any] = {"family": family, "ippool": pool_id}
+        if prefix is not None:
+            body["prefix"] = prefix
+        try:
+            answer = self._call("server.ip.add", ids={"server_id": server_id}, body=body,
+                                subject=f"server {server_id}")
+        except PoolExhausted as exc:
+            exc.object = str(pool_id)
+            raise
+        if isinstance(answer, dict):
+            answer = {"family": family, **answer}
+        return _parse(ServerIp, answer, "server.ip.add")
+
+    def remove_ip(self, ip_id: int) -> None:
+        self._call("ip.remove", ids={"ip_id": ip_id}, subject=f"ip {ip_id}")
+
+    def install_os(
+        self,
+        server_id: int,
+        *,
+        template_id: int,
+        password: str,
+        hostname: str,
+        temporary_ipv4: bool = False,
+        ssh_keys: Sequence[str] = (),
+        efi: bool = False,
+    ) -> Operation:
+        register_secret(password)
+        body = {
+            "os_template": template_id,
+            "password": password,
+            "ssh_keys": list(ssh_keys),
+            "hostname": hostname,
+            "efi": efi,
+            "temporary_ipv4": temporary_ipv4,
+        }
+        answer = self._call("server.operation.install", ids={"server_id": server_id},
+                            body=body, subject=f"server {server_id}")
+        return _operation(answer, "server.operation.install")
+
+    def run_diagnostics(
+        self, server_id: int, *, template: str, clear_disks: bool, pool_id: int | None
+    ) -> Operation:
+        body: dict[str, Any] = {"diag_template": template, "clear_disks": clear_disks}
+        if pool_id is not None:
+            body["ippool"] = pool_id
+        answer = self._call("server.operation.diag", ids={"server_id": server_id},
+                            body=body, subject=f"server {server_id}")
+        return _operation(answer, "server.operation.diag")
+
+    def wait_for_operation(
+        self,
+        server_id: int,
+        *,
+        timeout: float,
+        operation_id: int | None = None,
+        poll: Backoff | None = None,
+    ) -> Server:
+        """Poll the server until its operation (or `operation_id`) finishes.
+
+        ok -> the server; failed or canceled -> OperationFailed with the panel's reason;
+        a newer operation replacing ours -> OperationFailed (its outcome is unknown);
+        still running at the deadline -> OperationTimedOut. A transient panel error while
+        polling does not end the wait: only the deadline does.
+        """
+        poll = poll or Backoff()
+        deadline = poll.clock() + timeout
+        intervals = poll.intervals()
+        last: Server | None = None
+        last_error: DciError | None = None
+        while True:
+            try:
+                last = self.server(server_id)
+                last_error = None
+            except (DciBusy, DciUnreachable) as exc:
+                last_error = exc
+                log.warning("dci.operation.poll_failed", server_id=server_id,
+                            error=exc.type.value)
+            if last is not None and last_error is None:
+                finished = _finished(last, operation_id)
+                if finished is not None:
+                    return finished
+            remaining = deadline - poll.clock()
+            if remaining <= 0:
+                raise OperationTimedOut(
+                    _still_running(last, operation_id, last_error), object=str(server_id),
+                    detail=f"waited {timeout:g} s")
+            poll.sleep(min(next(intervals), remaining))
+
+    # doctor
+
+    def probe_routes(self) -> list[RouteProbe]:
+        """Which routes of the table this panel answers. GET routes are called for real;
+        routes that change state are not."""
+        probes: list[RouteProbe] = []
+        some_server: int | None = None
+        for target in ROUTES:
+            if target.name == "auth.token":
+                try:
+                    self.login()
+                    probes.append(RouteProbe(target, "answers", "logged in"))
+                except DciError as exc:
+                    probes.append(RouteProbe(target, "error", exc.value))
+                    return probes + [RouteProbe(r, "not probed", "login failed")
+                                     for r in ROUTES if r is not target]
+                continue
+            if target.changes_state:
+                probes.append(RouteProbe(target, "not probed", "would change state"))
+                continue
+            ids: dict[str, int] = {}
+            if "server_id" in target.placeholders:
+                if some_server is None:
+                    probes.append(RouteProbe(target, "not probed", "no server to read"))
+                    continue
+                ids["server_id"] = some_server
+            params = {} if target.placeholders else {"limit": "0,1"}
+            if target.name == "server.configuration.list":
+                params = {}
+            try:
+                body = self._session.call(target, ids=ids, params=params)
+            except DciNotFound as exc:
+                missing = exc.code is None
+                probes.append(RouteProbe(target, "missing" if missing else "answers",
+                                         "HTTP 404, no such route" if missing else exc.value))
+                continue
+            except DciError as exc:
+                probes.append(RouteProbe(target, "error", f"{exc.type.value}: {exc.value}"))
+                continue
+            if target.name == "server.list":
+                items = _envelope(body, target.name)[0]
+                if items and isinstance(items[0], dict) and isinstance(items[0].get("id"), int):
+                    some_server = items[0]["id"]
+            probes.append(RouteProbe(target, "answers"))
+        return probes
+
+    # plumbing
+
+    def _call(
+        self,
+        name: str,
+        *,
+        ids: Mapping[str, int] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+    ) -> Any:
+        return self._session.call(route(name), ids=ids, params=params, body=body,
+                                  subject=subject)
+
+    def _list(self, model: type[_M], name: str) -> list[_M]:
+        return [_parse(model, raw, name)
+                for raw in self._iterate(route(name), where=None, orderby=None,
+                                         page_size=500)]
+
+    def _iterate(
+        self,
+        target: Route,
+        *,
+        where: Where | None,
+        orderby: str | None,
+        page_size: int,
+    ) -> Iterator[Any]:
+        """Every item of a list route, one `limit=<offset>,<count>` page in memory at a time."""
+        if page_size < 1:
+            raise ValueError("page_size must be positive")
+        if orderby is not None and not _ORDERBY.fullmatch(orderby):
+            raise ValueError(f"orderby must be '<field> asc|desc', got {orderby!r}")
+        offset = 0
+        while True:
+            params = {"limit": f"{offset},{page_size}"}
+            if where is not None:
+                params["where"] = str(where)
+            if orderby is not None:
+                params["orderby"] = orderby
+            items, size = _envelope(self._session.call(target, params=params), target.name)
+            yield from items
+            offset += len(items)
+            if not items or (size is not None and offset >= size):
+                return
+            if size is None and len(items) < page_size:
+                return
+
+
+def _envelope(body: Any, name: str) -> tuple[list[Any], int | None]:
+    """(list, size) of the spec's list envelope."""
+    if not isinstance(body, dict) or not isinstance(body.get("list"), list):
+        raise DciError("the panel's list answer has no 'list'", object=name,
+                       detail=f"{name}: unexpected list envelope")
+    size = body.get("size")
+    total = size if isinstance(size, int) and not isinstance(size, bool) else None
+    return body["list"], total
+
+
+def _parse(model: type[_M], raw: Any, name: str) -> _M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise DciError(f"unexpected answer from the panel ({where}: {first['msg']})",
+                       object=name, detail=f"{name}: {model.__name__} validation") from None
+
+
+def _operation(answer: Any, name: str) -> Operation:
+    raw = answer.get("operation", answer) if isinstance(answer, dict) else answer
+    return _parse(Operation, raw, name)
+
+
+def _finished(server: Server, operation_id: int | None) -> Server | None:
+    """The server when the awaited operation has ended well; raises when it ended badly;
+    None while it is still going (or not yet visible)."""
+    op = server.operation
+    if op is None:
+        return server if operation_id is None else None
+    if operation_id is not None and op.id != operation_id:
+        if op.id is not None and op.id > operation_id:
+            raise OperationFailed(
+                f"operation {operation_id} was replaced by operation {op.id} "
+                f"({op.status or 'unknown'})", object=str(server.id))
+        return None
+    status = (op.status or "").lower()
+    if status == OperationStatus.OK:
+        return server
+    if status in (OperationStatus.FAILED, OperationStatus.CANCELED):
+        reason = op.status_info or status
+        raise OperationFailed(reason if status == OperationStatus.FAILED
+                              else f"canceled: {reason}" if op.status_info else "canceled",
+                              object=str(server.id), detail=f"operation {op.id} {status}")
+    return None
+
+
+def _still_running(
+    server: Server | None, operation_id: int | None, error: DciError | None
+) -> str:
+    if server is None:
+        return f"panel unreachable while waiting: {error.value if error else 'no answer'}"
+    op = server.operation
+    if op is None or (operation_id is not None and op.id != operation_id):
+        return f"operation {operation_id} never appeared on the server"
+    progress = f", progress {op.progress_info}" if op.progress_info not in (None, "", {}) else ""
+    text = f"operation {op.id} still {op.status or 'running'}{progress}"
+    if error is not None:
+        text += f"; last poll: {error.value}"
+    return text
