@@ -1,0 +1,642 @@
+"""The stand-in BILLmanager: its data (one sqlite file) and the API functions mgrctl runs.
+
+BILLmanager keeps its data in MySQL; the sandbox keeps the same tables, trimmed to what a
+processing module touches, in `<root>/var/billmgr-sandbox.sqlite`. Reads come straight from
+here (the stand-in vendor library's `db.db_query`, like the real one reads MySQL); every
+WRITE goes through `<root>/sbin/mgrctl`, which runs `run_mgrctl()` below, as the real
+product does. Every mgrctl call is appended to `mgrctl_event` with secret arguments masked.
+
+Crypted params: the real product RSA-encrypts `processingcryptedparam` / `itemcryptedparam`
+values with the key at `etc/billmgr.pem` (PKCS#1 v1.5, base64). The stand-in keeps them in
+plain text in those separate tables of this file, which is created 0600; nothing here
+prints them.
+
+Simplifications (documented, deliberate): an addon is a child item carrying its own
+`intname` and `value` (the real one goes through addon pricelists); an IP row points at the
+service item itself (the real one points at the service's `ip` addon item).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+STORE_NAME = "billmgr-sandbox.sqlite"
+BUSY_TIMEOUT_MS = 60_000
+MODULE_TYPE = "pmdci6"
+
+# BILLmanager item status codes (see dci6_processing.settings.ServiceStatus)
+ORDERED, ACTIVE, STOPPED, DELETED = 1, 2, 3, 4
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS itemtype (
+    id INTEGER PRIMARY KEY, intname TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS processingmodule (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', module TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS processingparam (
+    processingmodule INTEGER NOT NULL REFERENCES processingmodule(id),
+    intname TEXT NOT NULL, value TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (processingmodule, intname));
+CREATE TABLE IF NOT EXISTS processingcryptedparam (
+    processingmodule INTEGER NOT NULL REFERENCES processingmodule(id),
+    intname TEXT NOT NULL, value TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (processingmodule, intname));
+CREATE TABLE IF NOT EXISTS pricelist (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '', intname TEXT,
+    itemtype INTEGER NOT NULL REFERENCES itemtype(id), active TEXT NOT NULL DEFAULT 'on');
+CREATE TABLE IF NOT EXISTS pricelistparam (
+    pricelist INTEGER NOT NULL REFERENCES pricelist(id),
+    intname TEXT NOT NULL, value TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (pricelist, intname));
+CREATE TABLE IF NOT EXISTS account (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS user (
+    id INTEGER PRIMARY KEY, account INTEGER NOT NULL REFERENCES account(id),
+    name TEXT NOT NULL DEFAULT '', email TEXT NOT NULL,
+    email_confirmed TEXT NOT NULL DEFAULT 'on');
+CREATE TABLE IF NOT EXISTS item (
+    id INTEGER PRIMARY KEY, parent INTEGER REFERENCES item(id),
+    intname TEXT, value TEXT,
+    status INTEGER NOT NULL DEFAULT 1,
+    pricelist INTEGER NOT NULL REFERENCES pricelist(id), lastpricelist INTEGER,
+    processingmodule INTEGER REFERENCES processingmodule(id),
+    account INTEGER REFERENCES account(id),
+    expiredate TEXT, opendate TEXT, status_message TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS item_parent ON item(parent);
+CREATE INDEX IF NOT EXISTS item_module ON item(processingmodule, status);
+CREATE TABLE IF NOT EXISTS itemparam (
+    item INTEGER NOT NULL REFERENCES item(id), intname TEXT NOT NULL,
+    value TEXT NOT NULL DEFAULT '', PRIMARY KEY (item, intname));
+CREATE TABLE IF NOT EXISTS itemcryptedparam (
+    item INTEGER NOT NULL REFERENCES item(id), intname TEXT NOT NULL,
+    value TEXT NOT NULL DEFAULT '', PRIMARY KEY (item, intname));
+CREATE TABLE IF NOT EXISTS ip (
+    id INTEGER PRIMARY KEY, item INTEGER NOT NULL REFERENCES item(id),
+    name TEXT NOT NULL DEFAULT '', mask TEXT NOT NULL DEFAULT '',
+    gateway TEXT NOT NULL DEFAULT '', domain TEXT NOT NULL DEFAULT '',
+    status INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX IF NOT EXISTS ip_item ON ip(item);
+CREATE TABLE IF NOT EXISTS itemtypeparamvalue (
+    id INTEGER PRIMARY KEY, processingmodule INTEGER NOT NULL, itemtype TEXT NOT NULL,
+    param TEXT NOT NULL, intname TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+    active TEXT NOT NULL DEFAULT 'on',
+    UNIQUE (processingmodule, itemtype, param, intname));
+CREATE TABLE IF NOT EXISTS runningoperation (
+    id INTEGER PRIMARY KEY, item INTEGER, errorxml TEXT NOT NULL DEFAULT '',
+    manual TEXT NOT NULL DEFAULT 'off');
+CREATE TABLE IF NOT EXISTS tasktype (
+    operation TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS task (
+    id INTEGER PRIMARY KEY, item INTEGER, runningoperation INTEGER,
+    type TEXT NOT NULL, comment TEXT NOT NULL DEFAULT '', params TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS mgrctl_event (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, func TEXT NOT NULL, item INTEGER,
+    args TEXT NOT NULL, exit_code INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS mgrctl_event_item ON mgrctl_event(item);
+"""
+
+# argument names whose values never reach the event log
+SECRET_MARKERS = ("password", "passwd", "secret", "token", "cryptkey", "private")
+# form control fields of service.saveparam; every other field of a crypted save is the secret
+SAVEPARAM_CONTROL = frozenset({"sok", "elid", "crypted", "out", "name", "lang"})
+MASK = "***"
+
+
+def store_path(root: Path) -> Path:
+    return root / "var" / STORE_NAME
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode; writers open `BEGIN IMMEDIATE` via `write()`."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction; IMMEDIATE takes the write lock up front so concurrent
+    writers queue on busy_timeout instead of failing on a lock upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def create_store(path: Path) -> None:
+    """Create the store file 0600 in WAL mode with every table; idempotent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+    conn = connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(SCHEMA)
+    finally:
+        conn.close()
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def masked(func: str, args: Mapping[str, str]) -> dict[str, str]:
+    """The call's arguments as the event log keeps them: secrets replaced by ***."""
+    crypted_save = func == "service.saveparam" and args.get("crypted") == "on"
+    result: dict[str, str] = {}
+    for name, value in args.items():
+        hidden = is_secret_name(name) or (crypted_save and name not in SAVEPARAM_CONTROL)
+        result[name] = MASK if hidden else value
+    return result
+
+
+class MgrctlError(Exception):
+    """An error mgrctl reports as `<error type=... object=...>`."""
+
+    def __init__(self, type: str, object: str = "", value: str = "") -> None:
+        super().__init__(f"{type} {object} {value}".strip())
+        self.type = type
+        self.object = object
+        self.value = value
+
+
+@dataclass(frozen=True)
+class MgrctlResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+Reply = dict[str, Any]
+Function = Callable[["BillmgrApi", sqlite3.Connection, dict[str, str]], Reply]
+
+
+class BillmgrApi:
+    """The BILLmanager functions a processing module calls through mgrctl.
+
+    Form functions change nothing unless called with `sok=ok`, like the real forms.
+    """
+
+    functions: dict[str, Function] = {}
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # dispatch ---------------------------------------------------------------------------
+
+    def call(self, conn: sqlite3.Connection, func: str, args: dict[str, str]) -> Reply:
+        handler = self.functions.get(func)
+        if handler is None:
+            raise MgrctlError("missed", "func", func)
+        return handler(self, conn, args)
+
+    def item_of(self, conn: sqlite3.Connection, func: str, args: Mapping[str, str]) -> int | None:
+        """The service a call is about, for the per-service event view."""
+        try:
+            if func.startswith("service.ip."):
+                if "plid" in args:
+                    return int(args["plid"])
+                row = conn.execute("SELECT item FROM ip WHERE id = ?", (args["elid"],)).fetchone()
+                return int(row["item"]) if row else None
+            if func.startswith("runningoperation."):
+                row = conn.execute(
+                    "SELECT item FROM runningoperation WHERE id = ?", (args["elid"],)
+                ).fetchone()
+                return int(row["item"]) if row and row["item"] is not None else None
+            if func.startswith("task."):
+                return int(args["item"]) if args.get("item") else None
+            if func.startswith(("service.", "vds.")):
+                return int(args["elid"])
+        except (KeyError, ValueError):
+            return None
+        return None
+
+
+def _function(name: str) -> Callable[[Function], Function]:
+    def register(handler: Function) -> Function:
+        BillmgrApi.functions[name] = handler
+        return handler
+
+    return register
+
+
+def _submitted(args: Mapping[str, str]) -> bool:
+    return args.get("sok") == "ok"
+
+
+def _int_arg(args: Mapping[str, str], name: str) -> int:
+    raw = args.get(name, "")
+    if not raw.strip().isdigit():
+        raise MgrctlError("missed", name, raw)
+    return int(raw)
+
+
+def _service(conn: sqlite3.Connection, args: Mapping[str, str]) -> sqlite3.Row:
+    item = _int_arg(args, "elid")
+    row = conn.execute(
+        "SELECT i.*, it.intname AS itemtype FROM item i JOIN pricelist p ON p.id = i.pricelist"
+        " JOIN itemtype it ON it.id = p.itemtype WHERE i.id = ? AND i.parent IS NULL",
+        (item,),
+    ).fetchone()
+    if row is None:
+        raise MgrctlError("missed", "elid", str(item))
+    service: sqlite3.Row = row
+    return service
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _post(status: int | None) -> Function:
+    """service.post<event>: the module reports success; the item leaves 'processing'."""
+
+    def handler(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+        service = _service(conn, args)
+        if not _submitted(args):
+            return {}
+        with write(conn):
+            if status == ACTIVE and service["opendate"] is None:
+                conn.execute(
+                    "UPDATE item SET opendate = ? WHERE id = ?", (_now(), service["id"])
+                )
+            if status is not None:
+                conn.execute(
+                    "UPDATE item SET status = ? WHERE id = ? OR parent = ?",
+                    (status, service["id"], service["id"]),
+                )
+        return {"ok": {}}
+
+    return handler
+
+
+for _event, _status in (
+    ("open", ACTIVE),
+    ("suspend", STOPPED),
+    ("resume", ACTIVE),
+    ("close", DELETED),
+    ("setparam", None),
+    ("prolong", None),
+):
+    _function(f"service.post{_event}")(_post(_status))
+
+
+@_function("vds.open")
+def _vds_open(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    # the public vendor copy's postopen() calls vds.open; it is not for other item types
+    service = _service(conn, args)
+    if service["itemtype"] != "vds":
+        raise MgrctlError("access", "itemtype", str(service["itemtype"]))
+    return _post(ACTIVE)(api, conn, args)
+
+
+@_function("service.saveparam")
+def _saveparam(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    service = _service(conn, args)
+    if not _submitted(args):
+        return {}
+    if "name" in args:
+        params = {args["name"]: args.get("value", "")}
+    else:
+        params = {k: v for k, v in args.items() if k not in SAVEPARAM_CONTROL}
+    if not params:
+        raise MgrctlError("missed", "name")
+    crypted = args.get("crypted") == "on"
+    keep, drop = ("itemcryptedparam", "itemparam") if crypted else ("itemparam", "itemcryptedparam")
+    with write(conn):
+        for name, value in params.items():
+            conn.execute(
+                f"INSERT INTO {keep} (item, intname, value) VALUES (?, ?, ?)"  # noqa: S608
+                " ON CONFLICT (item, intname) DO UPDATE SET value = excluded.value",
+                (service["id"], name, value),
+            )
+            conn.execute(
+                f"DELETE FROM {drop} WHERE item = ? AND intname = ?",  # noqa: S608
+                (service["id"], name),
+            )
+    return {"ok": {}}
+
+
+@_function("service.dropparam")
+def _dropparam(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    service = _service(conn, args)
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        for table in ("itemparam", "itemcryptedparam"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE item = ? AND intname = ?",  # noqa: S608
+                (service["id"], args.get("name", "")),
+            )
+    return {"ok": {}}
+
+
+@_function("service.setstatus")
+def _setstatus(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    service = _service(conn, args)
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        conn.execute(
+            "UPDATE item SET status_message = ? WHERE id = ?",
+            (args.get("service_status", ""), service["id"]),
+        )
+    return {"ok": {}}
+
+
+@_function("service.setexpiredate")
+def _setexpiredate(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    service = _service(conn, args)
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        conn.execute(
+            "UPDATE item SET expiredate = ? WHERE id = ?",
+            (args.get("expiredate", ""), service["id"]),
+        )
+    return {"ok": {}}
+
+
+@_function("service.ip.add")
+def _ip_add(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    """elid=<ip row> fills that row (C); plid=<item> adds a new row (I)."""
+    if not _submitted(args):
+        return {}
+    fields = (args.get("ip", ""), args.get("mask", ""), args.get("gateway", ""),
+              args.get("domain", ""))
+    if not fields[0]:
+        raise MgrctlError("missed", "ip")
+    with write(conn):
+        if args.get("elid"):
+            ip_id = _int_arg(args, "elid")
+            updated = conn.execute(
+                "UPDATE ip SET name = ?, mask = ?, gateway = ?, domain = ? WHERE id = ?",
+                (*fields, ip_id),
+            )
+            if updated.rowcount == 0:
+                raise MgrctlError("missed", "elid", str(ip_id))
+        else:
+            item = _service(conn, {"elid": args.get("plid", "")})["id"]
+            ip_id = int(
+                conn.execute(
+                    "INSERT INTO ip (item, name, mask, gateway, domain) VALUES (?, ?, ?, ?, ?)",
+                    (item, *fields),
+                ).lastrowid
+                or 0
+            )
+    return {"model": {"ip.id": str(ip_id)}}
+
+
+@_function("service.ip.add.commit")
+def _ip_commit(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    ip_id = _int_arg(args, "elid")
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        row = conn.execute("SELECT name FROM ip WHERE id = ?", (ip_id,)).fetchone()
+        if row is None:
+            raise MgrctlError("missed", "elid", str(ip_id))
+        if not row["name"]:
+            raise MgrctlError("value", "ip", "empty")
+        conn.execute("UPDATE ip SET status = 2 WHERE id = ?", (ip_id,))
+    return {"ok": {}}
+
+
+@_function("service.ip.del")
+def _ip_del(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    ip_id = _int_arg(args, "elid")
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        if conn.execute("DELETE FROM ip WHERE id = ?", (ip_id,)).rowcount == 0:
+            raise MgrctlError("missed", "elid", str(ip_id))
+    return {"ok": {}}
+
+
+@_function("service.changepricelist.rollback")
+def _rollback(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    service = _service(conn, args)
+    if not _submitted(args):
+        return {}
+    if service["lastpricelist"] is None:
+        raise MgrctlError("value", "lastpricelist")
+    with write(conn):
+        conn.execute(
+            "UPDATE item SET pricelist = lastpricelist WHERE id = ?", (service["id"],)
+        )
+    return {"ok": {}}
+
+
+def _operation(conn: sqlite3.Connection, args: Mapping[str, str]) -> int:
+    """The running operation named by elid; the sandbox starts operations by running the
+    binary rather than through BILLmanager's scheduler, so an unseen id is created."""
+    operation = _int_arg(args, "elid")
+    conn.execute("INSERT OR IGNORE INTO runningoperation (id) VALUES (?)", (operation,))
+    return operation
+
+
+@_function("runningoperation.edit")
+def _operation_edit(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        operation = _operation(conn, args)
+        conn.execute(
+            "UPDATE runningoperation SET errorxml = ? WHERE id = ?",
+            (args.get("errorxml", ""), operation),
+        )
+    return {"ok": {}}
+
+
+@_function("runningoperation.setmanual")
+def _operation_manual(
+    api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]
+) -> Reply:
+    if not _submitted(args):
+        return {}
+    with write(conn):
+        operation = _operation(conn, args)
+        conn.execute("UPDATE runningoperation SET manual = 'on' WHERE id = ?", (operation,))
+    return {"ok": {}}
+
+
+@_function("task.gettype")
+def _task_type(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    row = conn.execute(
+        "SELECT name FROM tasktype WHERE operation IN (?, '*')"
+        " ORDER BY operation = '*' LIMIT 1",
+        (args.get("operation", ""),),
+    ).fetchone()
+    return {"model": {"task_type": row["name"] if row else ""}}
+
+
+@_function("task.edit")
+def _task_edit(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    if not _submitted(args):
+        return {}
+    if not args.get("type"):
+        raise MgrctlError("missed", "type")
+    known = {"sok", "out", "item", "runningoperation", "type", "comment"}
+    extra = {k: v for k, v in args.items() if k not in known}
+    with write(conn):
+        task_id = conn.execute(
+            "INSERT INTO task (item, runningoperation, type, comment, params)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                int(args["item"]) if args.get("item") else None,
+                int(args["runningoperation"]) if args.get("runningoperation") else None,
+                args["type"],
+                args.get("comment", ""),
+                json.dumps(extra, sort_keys=True),
+            ),
+        ).lastrowid
+        if args.get("item"):
+            # BILLmanager ties a task to the service's operation; the sandbox keeps it simple
+            conn.execute(
+                "UPDATE runningoperation SET item = COALESCE(item, ?) WHERE id = ?",
+                (int(args["item"]), int(args.get("runningoperation") or 0)),
+            )
+    return {"model": {"id": str(task_id)}}
+
+
+@_function("itemtype.param.value.sync")
+def _param_value_sync(
+    api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]
+) -> Reply:
+    module = _int_arg(args, "module")
+    for name in ("itemtype", "param", "value"):
+        if not args.get(name):
+            raise MgrctlError("missed", name)
+    with write(conn):
+        conn.execute(
+            "INSERT INTO itemtypeparamvalue (processingmodule, itemtype, param, intname, name)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (processingmodule, itemtype, param, intname)"
+            " DO UPDATE SET name = excluded.name, active = 'on'",
+            (module, args["itemtype"], args["param"], args["value"], args.get("name", "")),
+        )
+    return {"ok": {}}
+
+
+@_function("itemtype.param.value.processing.suspend")
+def _param_value_suspend(
+    api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]
+) -> Reply:
+    module = _int_arg(args, "elid")
+    value_id = _int_arg(args, "plid")
+    with write(conn):
+        conn.execute(
+            "UPDATE itemtypeparamvalue SET active = 'off' WHERE id = ? AND processingmodule = ?",
+            (value_id, module),
+        )
+    return {"ok": {}}
+
+
+@_function("paramlist")
+def _paramlist(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
+    return {
+        "DBHost": "localhost",
+        "DBName": str(store_path(api.root)),
+        "DBUser": "",
+        "DBSocket": "",
+        "CryptKey": str(api.root / "etc" / "billmgr.pem"),
+    }
+
+
+# mgrctl command line ----------------------------------------------------------------------
+
+def _render(reply: Reply, fmt: str) -> str:
+    if fmt in ("bjson", "json"):
+        return json.dumps(reply, sort_keys=True)
+    if "error" in reply:
+        error = reply["error"]
+        return (
+            f"<doc><error type={quoteattr(error['type'])} object={quoteattr(error['object'])}>"
+            f"<param name=\"value\">{_escape(error['value'])}</param></error></doc>"
+        )
+    if "model" in reply:
+        fields = "".join(f"<{k}>{_escape(str(v))}</{k}>" for k, v in reply["model"].items())
+        return f"<doc>{fields}</doc>"
+    return "<doc><ok/></doc>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def run_mgrctl(root: Path, argv: Sequence[str]) -> MgrctlResult:
+    """`mgrctl -m billmgr [-o xml|json] [-R] <func> k=v ... [out=bjson]` against the store."""
+    manager, fmt, restart = "", "xml", False
+    func = ""
+    args: dict[str, str] = {}
+    rest = list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word == "-m" and rest:
+            manager = rest.pop(0)
+        elif word == "-o" and rest:
+            fmt = rest.pop(0)
+        elif word == "-R":
+            restart = True
+        elif "=" in word and func:
+            name, _, value = word.partition("=")
+            args[name] = value
+        elif not func and not word.startswith("-"):
+            func = word
+        else:
+            return MgrctlResult(2, "", f"mgrctl: unexpected argument {word!r}\n")
+    fmt = args.pop("out", fmt)
+    if manager != "billmgr":
+        return MgrctlResult(2, "", f"mgrctl: unknown manager {manager!r}\n")
+    if restart:
+        func = "-R"
+    elif not func:
+        return MgrctlResult(2, "", "mgrctl: no function given\n")
+
+    conn = connect(store_path(root))
+    try:
+        api = BillmgrApi(root)
+        exit_code: int = 0
+        reply: Reply = {"ok": {}}
+        item = api.item_of(conn, func, args)  # before the call: service.ip.del drops the row
+        try:
+            if not restart:
+                reply = api.call(conn, func, args)
+        except MgrctlError as err:
+            exit_code = 1
+            reply = {"error": {"type": err.type, "object": err.object, "value": err.value}}
+        except sqlite3.IntegrityError as err:
+            exit_code = 1
+            reply = {"error": {"type": "value", "object": func, "value": str(err)}}
+        with write(conn):
+            conn.execute(
+                "INSERT INTO mgrctl_event (at, func, item, args, exit_code) VALUES (?, ?, ?, ?, ?)",
+                (_now(), func, item, json.dumps(masked(func, args), sort_keys=True), exit_code),
+            )
+    finally:
+        conn.close()
+    output = _render(reply, fmt) + "\n"
+    return MgrctlResult(exit_code, output, output if exit_code else "")
+
+
+def mgrctl_main(argv: Sequence[str], root: Path) -> int:
+    result = run_mgrctl(root, argv)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.exit_code
