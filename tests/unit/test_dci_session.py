@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,12 @@ def make_client(tmp_path: Path | None = None, **kwargs: object) -> DciClient:
     options.update(kwargs)
     cache = tmp_path / "tokens" if tmp_path is not None else None
     return DciClient(URL, EMAIL, PASSWORD, token_cache_dir=cache, **options)  # type: ignore[arg-type]
+
+
+def sent_kwargs(panel: responses.RequestsMock, index: int) -> dict[str, object]:
+    """What the client passed to requests for the index-th call (responses records it)."""
+    kwargs: dict[str, object] = getattr(panel.calls[index].request, "req_kwargs")  # noqa: B009
+    return kwargs
 
 
 def error(code: int, msg: str) -> dict[str, object]:
@@ -128,8 +135,12 @@ def test_503_forever_is_panel_busy_after_every_try(
     panel.post(f"{SERVER_1}/power_reset", status=503, json=busy)
     panel.delete(f"{SERVER_1}/owner", status=503, json=busy)
     client = make_client(retries_503=4)
-    call = {"GET": lambda: client.server(1), "POST": lambda: client.power(1, "reset"),
-            "DELETE": lambda: client.remove_owner(1)}[method]
+    calls: dict[str, Callable[[], object]] = {
+        "GET": lambda: client.server(1),
+        "POST": lambda: client.power(1, "reset"),
+        "DELETE": lambda: client.remove_owner(1),
+    }
+    call = calls[method]
     with pytest.raises(DciBusy) as caught:
         call()
     assert caught.value.type is ErrorType.panel_busy
@@ -142,7 +153,7 @@ def test_503_backoff_grows_and_is_capped(
     panel: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(session_module.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)
     add_login(panel)
     panel.get(SERVER_1, status=503)
     client = make_client(retries_503=6, backoff=0.5)
@@ -254,11 +265,11 @@ def test_ca_bundle_and_verification_reach_requests(
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     add_login(panel)
     make_client(verify=str(bundle)).login()
-    assert panel.calls[0].request.req_kwargs["verify"] == str(bundle)
+    assert sent_kwargs(panel, 0)["verify"] == str(bundle)
     make_client().login()
     # True, or the environment's CA bundle (REQUESTS_CA_BUNDLE): verification stays on
-    assert panel.calls[1].request.req_kwargs["verify"] not in (False, str(bundle))
-    assert panel.calls[1].request.req_kwargs["timeout"] == 60.0
+    assert sent_kwargs(panel, 1)["verify"] not in (False, str(bundle))
+    assert sent_kwargs(panel, 1)["timeout"] == 60.0
 
 
 def test_insecure_warns_once_per_panel(panel: responses.RequestsMock) -> None:
