@@ -48,6 +48,7 @@ class ErrorType(StrEnum):
     operation_timeout = "operation_timeout"
     tariff_change_unsupported = "tariff_change_unsupported"
     sync_running = "sync_running"  # another cron sync holds the lock
+    sync_failed = "sync_failed"  # some services could not be reconciled (value: the run's summary)
 
 
 class ModuleError(Exception):
