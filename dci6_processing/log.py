@@ -1,14 +1,16 @@
 """Logging: one JSON line per event in `<root>/var/pmdci6.log`, secrets masked.
 
 `configure(paths, command=..., item=...)` runs once per process (the CLI does it first thing);
-every module then logs with `structlog.get_logger(__name__)`. Values of secret-looking keys and
-every value passed to `register_secret` are replaced by `***` anywhere in an event, tracebacks
-included. The level comes from BILLmanager's `etc/debug.conf` (`pmdci6 <level>`).
+every module then logs with `structlog.get_logger(__name__)`. Values of secret-looking keys,
+`secret-looking-name=value` pairs inside text and every value passed to `register_secret` are
+replaced by `***` anywhere in an event, tracebacks included. The level comes from
+BILLmanager's `etc/debug.conf` (`pmdci6 <level>`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Mapping, MutableMapping
@@ -30,6 +32,12 @@ SECRET_KEY_PARTS = (
     "authorization",
     "xsrf",
     "crypt",
+)
+
+# `password=x`, `"token": "x"`, `x-xsrf-token: x` inside free text (exception messages, URLs).
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)([\w.-]*(?:" + "|".join(SECRET_KEY_PARTS) + r")[\w.-]*[\"']?\s*[:=]\s*)"
+    r"(\"[^\"]*\"|'[^']*'|[^\s\"'&,;]+)"
 )
 
 # BILLmanager debug.conf levels (9 debug, 6 extinfo, 5 info, 4 warning, 3 error) -> logging levels.
@@ -61,7 +69,7 @@ def _mask_text(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    return _SECRET_ASSIGNMENT.sub(lambda found: found.group(1) + MASK, text)
 
 
 def redact(obj: Any) -> Any:
