@@ -172,16 +172,18 @@ class DciClient:
         for server in self.iter_servers(where, page_size=page_size):
             if not server.is_free:
                 continue
-            if configuration is not None and server.configuration != configuration:
+            if configuration is not None and (
+                (server.configuration or "").casefold() != configuration.casefold()
+            ):  # the panel compares strings case-insensitively (MySQL collation)
                 continue
             if location_id is not None and server.location_id != location_id:
                 continue
             yield server
 
     def configurations(self) -> list[Configuration]:
-        body = self._call("server.configuration.list")
-        return [_parse(Configuration, raw, "server.configuration.list")
-                for raw in _envelope(body, "server.configuration.list")[0]]
+        body = self._call("server.configuration")
+        return [_parse(Configuration, raw, "server.configuration")
+                for raw in _envelope(body, "server.configuration")[0]]
 
     def user_by_email(self, email: str) -> User | None:
         """The panel user with exactly this e-mail (case-insensitive), or None."""
@@ -367,14 +369,13 @@ class DciClient:
                     continue
                 ids["server_id"] = some_server
             params = {} if target.placeholders else {"limit": "0,1"}
-            if target.name == "server.configuration.list":
+            if target.name == "server.configuration":
                 params = {}
             try:
                 body = self._session.call(target, ids=ids, params=params)
             except DciNotFound as exc:
-                missing = exc.code is None
-                probes.append(RouteProbe(target, "missing" if missing else "answers",
-                                         "HTTP 404, no such route" if missing else exc.value))
+                # a list has no object to miss, and the server was just listed: no such route
+                probes.append(RouteProbe(target, "missing", f"HTTP 404: {exc.value}"))
                 continue
             except DciError as exc:
                 probes.append(RouteProbe(target, "error", f"{exc.type.value}: {exc.value}"))

@@ -1,7 +1,7 @@
 """The `where=` filter of DCImanager 6 lists, built from parts that cannot be widened.
 
 Grammar (spec "Lists and queries"): comparisons `field EQ value`, `field NE value`,
-`field CP 'pattern'` (LIKE, `%` is the wildcard), `field IS null`, joined by `AND` / `OR`,
+`field CP 'pattern'` (LIKE: `%` any run, `_` one character), `field IS null`, joined by `AND` / `OR`,
 negated by `NOT`, grouped by parentheses; strings are single-quoted literals.
 
 Escaping rule (the simulator parses exactly this):
@@ -84,7 +84,7 @@ class Where:
 
     @classmethod
     def cp(cls, field: str, pattern: str) -> Where:
-        """LIKE: `%` in `pattern` is a wildcard, so never pass user input here unescaped."""
+        """LIKE: `%` and `_` in `pattern` are wildcards, so never pass user input here."""
         return cls(f"{_field(field)} CP {quote(field, pattern)}")
 
     @classmethod

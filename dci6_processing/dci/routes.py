@@ -70,7 +70,7 @@ ROUTES: tuple[Route, ...] = (
     Route("auth.token", "POST", "auth", "v4", "public/token", CONFIRMED),
     Route("server.list", "GET", "dci", "v3", "server", CONFIRMED),
     Route("server.get", "GET", "dci", "v3", "server/{server_id}", CONFIRMED),
-    Route("server.configuration.list", "GET", "dci", "v3", "server/configuration", CONFIRMED),
+    Route("server.configuration", "GET", "dci", "v3", "server/configuration", CONFIRMED),
     Route("user.list", "GET", "dci", "v3", "user", CONFIRMED,
           note="the list is confirmed; filtering it by e-mail is inferred"),
     Route("user.create", "POST", "dci", "v3", "user", CONFIRMED,

@@ -508,7 +508,7 @@ def test_probe_routes(panel: responses.RequestsMock, client: DciClient) -> None:
     probes = {p.route.name: p for p in client.probe_routes()}
     assert set(probes) == {r.name for r in ROUTES}
     assert probes["auth.token"].outcome == "answers"
-    for name in ("server.list", "server.get", "server.configuration.list", "user.list",
+    for name in ("server.list", "server.get", "server.configuration", "user.list",
                  "location.list"):
         assert probes[name].outcome == "answers", name
     assert probes["ippool.list"].outcome == "missing"

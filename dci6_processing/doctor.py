@@ -1,0 +1,306 @@
+"""`pmdci6 doctor`: what does this DCImanager 6 instance answer, and does it have what the
+tariffs name?
+
+Logs in afresh, probes every GET route of the route table (routes that change state are
+listed, never called), lists configurations with free counts, IP pools, OS templates and
+locations, and checks tariff settings against them with the same resolution the lifecycle
+uses at order time. Human-readable output, no secrets. Exit 0 when all is well, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from dci6_processing import log as module_log
+from dci6_processing.dci.client import DciClient, RouteProbe
+from dci6_processing.dci.errors import DciError
+from dci6_processing.dci.models import IpFamily
+from dci6_processing.errors import ModuleError
+from dci6_processing.paths import mgr_paths
+from dci6_processing.settings import ModuleSettings, TariffOptions, parse
+
+
+@dataclass
+class Connection:
+    url: str
+    email: str
+    password: str
+    verify: bool | str
+    location_id: int | None = None
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+
+    def line(self, text: str = "") -> None:
+        click.echo(text)
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+        click.echo(f"  PROBLEM: {text}")
+
+
+@click.command("doctor")
+@click.option("--module", "module_id", type=int,
+              help="Read the connection from this BILLmanager processing module.")
+@click.option("--url", help="DCImanager 6 address, e.g. https://dci.example.com")
+@click.option("--email", help="The DCImanager administrator's e-mail.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the administrator's password (first line).")
+@click.option("--password-env", metavar="NAME",
+              help="Environment variable holding the administrator's password.")
+@click.option("--insecure", is_flag=True,
+              help="Do not verify the panel's TLS certificate (self-signed test setups).")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle to verify the panel's certificate with.")
+@click.option("--tariff-params", "tariff_params", metavar="JSON",
+              help='Tariffs to check: {"<tariff>": {"configuration": ..., "os_template": ...,'
+                   ' "ipv4_pool": ..., "ipv6_pool": ..., "diag_pool": ...}} or a list of such'
+                   ' objects; "@path" reads the JSON from a file.')
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for each answer.")
+def doctor_command(
+    module_id: int | None,
+    url: str | None,
+    email: str | None,
+    password_file: Path | None,
+    password_env: str | None,
+    insecure: bool,
+    ca_bundle: str | None,
+    tariff_params: str | None,
+    timeout: float,
+) -> None:
+    """Check the connection to DCImanager 6 and what the panel offers."""
+    tariffs = _load_tariffs(tariff_params)
+    connection = _connection(module_id, url, email, password_file, password_env)
+    if ca_bundle:
+        connection.verify = ca_bundle
+    if insecure:
+        connection.verify = False
+    _quiet_logging(module_id)
+    report = Report()
+    try:
+        client = DciClient(connection.url, connection.email, connection.password,
+                           verify=connection.verify, timeout=timeout, retries_503=3)
+    except DciError as exc:
+        raise click.ClickException(f"{exc.type.value}: {exc.object} {exc.value}") from None
+    _header(report, client, connection)
+    if _routes(report, client.probe_routes()):
+        _catalogue(report, client, connection, tariffs)
+    report.line()
+    if report.problems:
+        report.line(f"Result: {len(report.problems)} problem(s)")
+        sys.exit(1)
+    report.line("Result: all is well")
+
+
+def _connection(
+    module_id: int | None,
+    url: str | None,
+    email: str | None,
+    password_file: Path | None,
+    password_env: str | None,
+) -> Connection:
+    if module_id is not None:
+        if url or email or password_file or password_env:
+            raise click.UsageError("--module reads the connection; do not add --url/--email/"
+                                   "--password-*")
+        settings = _module_settings(module_id)
+        return Connection(settings.url, settings.username, settings.password.get_secret_value(),
+                          settings.ca_bundle or settings.verify_tls, settings.location_id)
+    if not url or not email:
+        raise click.UsageError("give --module N, or --url and --email with --password-file "
+                               "or --password-env")
+    if (password_file is None) == (password_env is None):
+        raise click.UsageError("give exactly one of --password-file and --password-env")
+    if password_file is not None:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = os.environ.get(password_env or "", "")
+    if not password:
+        raise click.UsageError("the password is empty")
+    module_log.register_secret(password)
+    try:
+        settings = parse(ModuleSettings, {"url": url, "username": email, "password": password})
+    except ModuleError as exc:
+        raise click.UsageError(f"{exc.object}: {exc.detail or exc.value}") from None
+    return Connection(settings.url, settings.username, password, True)
+
+
+def _module_settings(module_id: int) -> ModuleSettings:
+    from dci6_processing.billing.vendor import VendorBilling
+
+    try:
+        return VendorBilling(mgr_paths()).module_settings(module_id)
+    except ModuleError as exc:
+        raise click.ClickException(
+            f"cannot read module {module_id}: {exc.type.value} {exc.object} {exc.value}"
+        ) from None
+
+
+def _load_tariffs(raw: str | None) -> dict[str, Mapping[str, Any]]:
+    if not raw:
+        return {}
+    if raw.startswith("@"):
+        try:
+            raw = Path(raw[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tariff-params") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--tariff-params") from None
+    if isinstance(data, list):
+        data = {str(entry.get("name") or entry.get("id") or index + 1): entry
+                for index, entry in enumerate(data) if isinstance(entry, dict)}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise click.BadParameter("expected an object of tariff objects, or a list of them",
+                                 param_hint="--tariff-params")
+    return {str(name): params for name, params in data.items()}
+
+
+def _quiet_logging(module_id: int | None) -> None:
+    """Events go to the module log inside BILLmanager; otherwise warnings only, to stderr,
+    so the report on stdout stays readable."""
+    if module_id is not None:
+        module_log.configure(mgr_paths(), command="doctor", module=module_id)
+        return
+
+    def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        redacted: Mapping[str, Any] = module_log.redact(dict(event))
+        return redacted
+
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, redact,
+                    structlog.processors.KeyValueRenderer(key_order=["level", "event"])],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def _header(report: Report, client: DciClient, connection: Connection) -> None:
+    if connection.verify is False:
+        tls = "NOT VERIFIED (insecure: the panel's identity is not checked)"
+    elif isinstance(connection.verify, str):
+        tls = f"verified with CA bundle {connection.verify}"
+    else:
+        tls = "verified with the system CA store"
+    report.line(f"DCImanager 6 at {client.url} as {connection.email}")
+    report.line(f"TLS: {tls}")
+
+
+def _routes(report: Report, probes: list[RouteProbe]) -> bool:
+    """Print the route table's probe results; False when login failed."""
+    report.line()
+    report.line("Routes (confirmed = in ISPsystem's docs; inferred = may differ on your panel)")
+    width = max(len(p.route.pattern) for p in probes)
+    for probe in probes:
+        detail = f"  {probe.detail}" if probe.detail else ""
+        report.line(f"  {probe.outcome:<10}  {probe.route.method:<6} "
+                    f"{probe.route.pattern:<{width}}  {probe.route.confirmation.value}{detail}")
+    logged_in = probes[0].route.name == "auth.token" and probes[0].outcome == "answers"
+    if not logged_in:
+        report.problem(f"cannot log in: {probes[0].detail}")
+        return False
+    for probe in probes[1:]:
+        if probe.outcome in ("missing", "error"):
+            report.problem(f"{probe.route.method} {probe.route.pattern} {probe.outcome}: "
+                           f"{probe.detail}")
+    return True
+
+
+def _catalogue(
+    report: Report,
+    client: DciClient,
+    connection: Connection,
+    tariffs: Mapping[str, Mapping[str, Any]],
+) -> None:
+    try:
+        configurations = client.configurations()
+        pools = client.ip_pools()
+        templates = client.os_templates()
+        locations = client.locations()
+    except DciError as exc:
+        report.problem(f"cannot read the catalogue: {exc.type.value}: {exc.value}")
+        return
+    report.line()
+    report.line("Configurations (free servers, name)")
+    for configuration in configurations:
+        report.line(f"  {configuration.free_server_count:>6}  {configuration.name}")
+    if not configurations:
+        report.line("  (none)")
+    report.line("IP pools (id, family, name)")
+    for pool in pools:
+        report.line(f"  {pool.id:>6}  {pool.family:<5} {pool.name}")
+    report.line("OS templates (id, family, name)")
+    for template in templates:
+        report.line(f"  {template.id:>6}  {template.os_family:<7} {template.name}")
+    report.line("Locations (id, name)")
+    for location in locations:
+        report.line(f"  {location.id:>6}  {location.name}")
+    if connection.location_id is not None and all(
+        loc.id != connection.location_id for loc in locations
+    ):
+        report.problem(f"the module's Location ID {connection.location_id} is not on the panel")
+    if tariffs:
+        report.line()
+        report.line("Tariffs")
+        free = {c.name: c.free_server_count for c in configurations}
+        for name, raw in tariffs.items():
+            _check_tariff(report, client, name, raw, free)
+
+
+def _check_tariff(
+    report: Report,
+    client: DciClient,
+    name: str,
+    raw: Mapping[str, Any],
+    free: Mapping[str, int],
+) -> None:
+    from dci6_processing.lifecycle.resolve import resolve_os_template, resolve_pool
+
+    before = len(report.problems)
+    report.line(f"  tariff {name}:")
+    try:
+        tariff = parse(TariffOptions, {k: "" if v is None else str(v) for k, v in raw.items()})
+    except ModuleError as exc:
+        report.problem(f"tariff {name}: {exc.object}: {exc.detail or exc.value}")
+        return
+    if tariff.configuration not in free:
+        report.problem(f"tariff {name}: configuration {tariff.configuration!r} is not on the "
+                       "panel")
+    elif free[tariff.configuration] == 0:
+        report.line(f"    note: no free server of {tariff.configuration} right now")
+    checks: list[tuple[str, str | None, str | None]] = [
+        ("os_template", tariff.os_template, None),
+        ("ipv4_pool", tariff.ipv4_pool, IpFamily.V4),
+        ("ipv6_pool", tariff.ipv6_pool, IpFamily.V6),
+        ("diag_pool", tariff.diag_pool, IpFamily.V4),
+    ]
+    for param, ref, family in checks:
+        if not ref:
+            continue
+        try:
+            if family is None:
+                resolve_os_template(client, ref, param=param)
+            else:
+                resolve_pool(client, ref, family=family, param=param)
+        except DciError as exc:
+            report.problem(f"tariff {name}: cannot check {param}: {exc.value}")
+        except ModuleError:
+            what = "OS template" if family is None else f"{family} pool"
+            report.problem(f"tariff {name}: {param} {ref!r} names no {what} on the panel")
+    if len(report.problems) == before:
+        report.line("    ok")
