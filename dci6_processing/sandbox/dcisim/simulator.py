@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
+from dci6_processing.log import register_secret
 from dci6_processing.sandbox.dcisim.faults import Faults
 from dci6_processing.sandbox.dcisim.inventory import Inventory
 from dci6_processing.sandbox.dcisim.state import PanelError, PanelState
@@ -283,6 +284,7 @@ class DciSimulator:
         self.faults = Faults(self.state.expire_tokens)
         self.admin_email = inventory.admin_email
         self.admin_password = inventory.admin_password
+        register_secret(self.admin_password)
         self.ssl_context: ssl.SSLContext | None = None
         if certfile is not None:
             self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
