@@ -32,6 +32,8 @@ What the public sources show (C = confirmed there, I = inferred):
   ('on'/'off', BILLmanager's switch style) (I). When the column cannot be read the address
   counts as NOT verified and a warning is logged: the flag only matters for tariffs with
   `check_email_verified` on, and those must refuse rather than guess.
+- Services holding a server: `itemparam` rows (item, intname, value) as `itemparams` reads
+  them (C: misc.py), item status 4 = deleted (I).
 - Module and tariff params: `get_module_params(module)` (crypted ones decrypted) (C: misc.py,
   bill-pter-bridge/utils/misc.py); `get_pricelist_params(pricelist)` (C: bill-pter-bridge
   utils/misc.py `order_params`). Modules of this type: `processingmodule.module`
@@ -60,6 +62,7 @@ import structlog
 
 from dci6_processing.billing.port import BillingIp, PostEvent
 from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.log import register_secret
 from dci6_processing.paths import MODULE_NAME, MgrPaths
 from dci6_processing.settings import ModuleSettings, Service, module_settings
 
@@ -69,6 +72,12 @@ ITEMTYPE = "dedic"
 CLIENT_USERS_SQL = "SELECT id, email FROM user WHERE account = %s ORDER BY id ASC"
 EMAIL_CONFIRMED_SQL = "SELECT email_confirmed FROM user WHERE id = %s"
 MODULES_SQL = "SELECT id FROM processingmodule WHERE module = %s ORDER BY id"
+SERVER_HOLDERS_SQL = (
+    "SELECT i.id FROM item i"
+    " JOIN itemparam ip ON ip.item = i.id AND ip.intname = 'dci_server_id'"
+    " JOIN processingmodule pm ON pm.id = i.processingmodule"
+    " WHERE ip.value = %s AND i.status != 4 AND pm.module = %s ORDER BY i.id"
+)
 # the vendor functions that report success without extra fields
 _VENDOR_POST = {
     "suspend": "postsuspend",
@@ -76,13 +85,6 @@ _VENDOR_POST = {
     "close": "postclose",
     "setparam": "postsetparam",
 }
-
-
-def _register_secret(value: str) -> None:
-    if value:
-        from dci6_processing.log import register_secret
-
-        register_secret(value)
 
 
 class _Vendor:
@@ -104,13 +106,17 @@ def _import_vendor(lib: Path) -> _Vendor:
         # another root's library (only when one process serves several sandbox roots)
         for name in [n for n in sys.modules if n == "billmgr" or n.startswith("billmgr.")]:
             del sys.modules[name]
+        stale = str(Path(str(loaded.__file__)).parent.parent)
+        sys.path[:] = [entry for entry in sys.path if entry != stale]
     lib_text = str(lib)
     if lib_text in sys.path:
         sys.path.remove(lib_text)
     sys.path.insert(0, lib_text)
     try:
         misc = importlib.import_module("billmgr.misc")
-        return _Vendor(misc, importlib.import_module("billmgr.db"))
+        db = importlib.import_module("billmgr.db")
+        if not _loaded_from(misc, lib):
+            raise ImportError(f"billmgr found at {misc.__file__}")
     except Exception as exc:
         raise ModuleError(
             ErrorType.billing_failed,
@@ -118,6 +124,7 @@ def _import_vendor(lib: Path) -> _Vendor:
             lib_text,
             detail=f"{type(exc).__name__}: {exc}",
         ) from exc
+    return _Vendor(misc, db)
 
 
 def _reason(exc: BaseException) -> str:
@@ -191,7 +198,7 @@ class VendorBilling:
         if info.get("processingmodule") is None:
             raise ModuleError(ErrorType.billing_failed, "processingmodule", str(item))
         params = {k: _text(v) for k, v in self._misc("itemparams", item).items()}
-        _register_secret(params.get("password", ""))
+        register_secret(params.get("password", ""))
         addons = {k: _text(v[0]) for k, v in self._misc("itemaddons", item).items()}
         pricelist = int(info["pricelist"])
         tariff = {k: _text(v) for k, v in self._misc("get_pricelist_params", pricelist).items()}
@@ -232,13 +239,17 @@ class VendorBilling:
 
     def module_settings(self, module: int) -> ModuleSettings:
         raw = {k: _text(v) for k, v in self._misc("get_module_params", module).items()}
-        _register_secret(raw.get("password", ""))
+        register_secret(raw.get("password", ""))
         return module_settings(raw)
 
     def service_ips(self, item: int) -> list[BillingIp]:
         rows = self._misc("itemips", item)
         ips = [BillingIp(id=int(row["id"]), address=_text(row["name"])) for row in rows]
         return sorted(ips, key=lambda ip: ip.id)
+
+    def services_holding_server(self, server_id: int) -> list[int]:
+        rows = self._query("itemparam", SERVER_HOLDERS_SQL, str(server_id), MODULE_NAME)
+        return [int(row["id"]) for row in rows]
 
     def services_of_module(self, module: int) -> list[int]:
         return sorted(int(item) for item in self._misc("get_items_for_sync", module))
@@ -250,7 +261,7 @@ class VendorBilling:
 
     def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
         if crypted:
-            _register_secret(value)
+            register_secret(value)
             # not misc.save_param: the vendor logs the value it saves
             self._mgrctl(
                 "service.saveparam", sok="ok", elid=item, **{name: value}, crypted="on"
