@@ -32,6 +32,11 @@ CRYPTED_MODULE_PARAMS = frozenset({"password"})
 CRYPTED_SERVICE_PARAMS = frozenset({"password"})
 DEFAULT_TASK_TYPE = "dedic_manual"
 DESCRIPTOR_NAME = "billmgr_mod_pmdci6.xml"
+# addon items number from 1,000,000 so the service ids tests choose never collide with them
+INSERT_ADDON = (
+    "INSERT INTO item (id, parent, intname, value, status, pricelist, processingmodule, account)"
+    " VALUES ((SELECT MAX(COALESCE(MAX(id), 0) + 1, 1000000) FROM item), ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class MgrctlCall(NamedTuple):
@@ -239,9 +244,7 @@ class BillmgrHost:
                 )
             for key, value in (addons or {}).items():
                 conn.execute(
-                    "INSERT INTO item (parent, intname, value, status, pricelist,"
-                    " processingmodule, account) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (item, key, _text(value), status, pricelist, module, account_id),
+                    INSERT_ADDON, (item, key, _text(value), status, pricelist, module, account_id)
                 )
             for _ in range(ip_slots):
                 conn.execute("INSERT INTO ip (item) VALUES (?)", (item,))
@@ -279,11 +282,7 @@ class BillmgrHost:
                 (_text(value), item, intname),
             )
             if updated.rowcount == 0:
-                conn.execute(
-                    "INSERT INTO item (parent, intname, value, status, pricelist,"
-                    " processingmodule, account) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (item, intname, _text(value), *tuple(service)),
-                )
+                conn.execute(INSERT_ADDON, (item, intname, _text(value), *tuple(service)))
 
     def set_task_type(self, operation: str, name: str) -> None:
         """The task type BILLmanager answers for an operation ('' = no department)."""
