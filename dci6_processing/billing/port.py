@@ -24,6 +24,20 @@ class BillingIp:
     address: str  # empty for a slot BILLmanager created but nobody filled yet
 
 
+@dataclass(frozen=True)
+class SyncEntry:
+    """What reconciling one live service needs, read in bulk for a whole module (`sync`)."""
+
+    item: int
+    status: int  # settings.ServiceStatus: only active and stopped services are listed
+    pricelist: int
+    account_id: int
+    client_email: str  # the account's first user's e-mail, as Service.client_email
+    dci_server_id: str  # the raw service param; "" when no server was recorded
+    addresses: frozenset[str]  # the service's filled IP rows
+    drift_note: str = ""  # what a sync last reported on the service (param `dci_drift`)
+
+
 class BillingPort(Protocol):
     def service(self, item: int) -> Service:
         """The service with its params, addons, tariff options and the client's e-mail.
@@ -64,6 +78,11 @@ class BillingPort(Protocol):
 
     def rollback_tariff_change(self, item: int, userid: int | None) -> None:
         """service.changepricelist.rollback: undo a tariff change we cannot apply in place."""
+
+    def services_for_sync(self, module: int, item: int | None = None) -> list[SyncEntry]:
+        """The module's active and stopped services (or only `item`, if it is one), each with
+        its client's e-mail, recorded server, IP rows and drift note, in a few bulk reads
+        whatever the number of services."""
 
     def services_of_module(self, module: int) -> list[int]:
         """Items of this module that sync should look at (get_items_for_sync)."""

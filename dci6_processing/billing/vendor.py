@@ -34,6 +34,12 @@ What the public sources show (C = confirmed there, I = inferred):
   `check_email_verified` on, and those must refuse rather than guess.
 - Services holding a server: `itemparam` rows (item, intname, value) as `itemparams` reads
   them (C: misc.py), item status 4 = deleted (I).
+- Services to sync, in bulk (two queries whatever their number): `item` columns `id`,
+  `status`, `pricelist`, `account`, `processingmodule`, `parent` as iteminfo reads them (C),
+  a service being an item without a parent (I: addons are child items), the client's
+  e-mail as above, params from `itemparam` (C). IP rows: BILLmanager keeps them on the
+  service's `ip` addon item, as `itemips` joins them (C: misc.py); the sandbox store keeps
+  them on the service item itself, so both layouts are read.
 - Module and tariff params: `get_module_params(module)` (crypted ones decrypted) (C: misc.py,
   bill-pter-bridge/utils/misc.py); `get_pricelist_params(pricelist)` (C: bill-pter-bridge
   utils/misc.py `order_params`). Modules of this type: `processingmodule.module`
@@ -60,7 +66,7 @@ from typing import Any
 
 import structlog
 
-from dci6_processing.billing.port import BillingIp, PostEvent
+from dci6_processing.billing.port import BillingIp, PostEvent, SyncEntry
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.log import register_secret
 from dci6_processing.paths import MODULE_NAME, MgrPaths
@@ -78,6 +84,35 @@ SERVER_HOLDERS_SQL = (
     " JOIN processingmodule pm ON pm.id = i.processingmodule"
     " WHERE ip.value = %s AND i.status != 4 AND pm.module = %s ORDER BY i.id"
 )
+# service params the bulk sync read returns: the recorded server (lifecycle.claim) and the
+# last drift a sync reported (lifecycle.reconcile); tests pin the names to theirs
+SYNC_SERVER_PARAM = "dci_server_id"
+SYNC_DRIFT_PARAM = "dci_drift"
+# a live service: an item of the module without a parent (addons are child items), active or
+# stopped; every query below repeats it
+SYNC_SERVICES_SQL = (
+    "SELECT i.id, i.status, i.pricelist, i.account,"
+    " (SELECT u.email FROM user u WHERE u.account = i.account ORDER BY u.id LIMIT 1) AS email,"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS server_id,"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note"
+    " FROM item i"
+    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
+)
+SYNC_ADDON_IPS_SQL = (
+    "SELECT addon.parent AS item, ip.name FROM ip"
+    " JOIN item addon ON addon.id = ip.item"
+    " JOIN pricelist pl ON pl.id = addon.pricelist"
+    " JOIN itemtype t ON t.id = pl.itemtype AND t.intname = 'ip'"
+    " JOIN item i ON i.id = addon.parent"
+    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
+    " AND ip.name != ''"
+)
+SYNC_OWN_IPS_SQL = (
+    "SELECT ip.item AS item, ip.name FROM ip JOIN item i ON i.id = ip.item"
+    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
+    " AND ip.name != ''"
+)
+SYNC_ONE_ITEM = " AND i.id = %s"
 # the vendor functions that report success without extra fields
 _VENDOR_POST = {
     "suspend": "postsuspend",
@@ -250,6 +285,29 @@ class VendorBilling:
     def services_holding_server(self, server_id: int) -> list[int]:
         rows = self._query("itemparam", SERVER_HOLDERS_SQL, str(server_id), MODULE_NAME)
         return [int(row["id"]) for row in rows]
+
+    def services_for_sync(self, module: int, item: int | None = None) -> list[SyncEntry]:
+        only = SYNC_ONE_ITEM if item is not None else ""
+        one: tuple[int, ...] = (item,) if item is not None else ()
+        rows = self._query("item", SYNC_SERVICES_SQL + only + " ORDER BY i.id",
+                           SYNC_SERVER_PARAM, SYNC_DRIFT_PARAM, module, *one)
+        addresses: dict[int, set[str]] = {}
+        ip_sql = SYNC_ADDON_IPS_SQL + only + " UNION ALL " + SYNC_OWN_IPS_SQL + only
+        for row in self._query("ip", ip_sql, module, *one, module, *one):
+            addresses.setdefault(int(row["item"]), set()).add(_text(row["name"]))
+        return [
+            SyncEntry(
+                item=int(row["id"]),
+                status=int(row["status"]),
+                pricelist=int(row["pricelist"]),
+                account_id=int(row["account"]),
+                client_email=_text(row["email"]),
+                dci_server_id=_text(row["server_id"]).strip(),
+                addresses=frozenset(addresses.get(int(row["id"]), ())),
+                drift_note=_text(row["drift_note"]),
+            )
+            for row in rows
+        ]
 
     def services_of_module(self, module: int) -> list[int]:
         return sorted(int(item) for item in self._misc("get_items_for_sync", module))

@@ -15,9 +15,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,6 +75,20 @@ class ServiceRecord:
     status_message: str
     expiredate: str | None
     events: list[tuple[str, dict[str, str]]]  # mgrctl calls about this service
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """A service as `open` leaves it (active, its server recorded, its addresses committed),
+    for seeding many at once with `add_live_services`."""
+
+    item: int
+    module: int
+    pricelist: int
+    account_id: int
+    status: int = store.ACTIVE
+    params: Mapping[str, str] = field(default_factory=dict)
+    ips: tuple[str, ...] = ()
 
 
 def _vendor_source() -> Path:
@@ -248,6 +262,27 @@ class BillmgrHost:
                 )
             for _ in range(ip_slots):
                 conn.execute("INSERT INTO ip (item) VALUES (?)", (item,))
+
+    def add_live_services(self, services: Iterable[LiveService]) -> None:
+        """Many opened services in one transaction (the sync benchmark seeds 10,000)."""
+        with self._write() as conn:
+            for service in services:
+                conn.execute(
+                    "INSERT INTO item (id, status, pricelist, lastpricelist, processingmodule,"
+                    " account) VALUES (?, ?, ?, ?, ?, ?)",
+                    (service.item, service.status, service.pricelist, service.pricelist,
+                     service.module, service.account_id),
+                )
+                for key, value in service.params.items():
+                    table = "itemcryptedparam" if key in CRYPTED_SERVICE_PARAMS else "itemparam"
+                    conn.execute(
+                        f"INSERT INTO {table} (item, intname, value) VALUES (?, ?, ?)",  # noqa: S608
+                        (service.item, key, _text(value)),
+                    )
+                conn.executemany(
+                    "INSERT INTO ip (item, name, status) VALUES (?, ?, 2)",
+                    [(service.item, address) for address in service.ips],
+                )
 
     def set_param(self, item: int, name: str, value: Any) -> None:
         """A service param changed in BILLmanager (e.g. the client picks another OS)."""
