@@ -46,9 +46,9 @@ class Report:
     def line(self, text: str = "") -> None:
         click.echo(text)
 
-    def problem(self, text: str) -> None:
+    def problem(self, text: str, *, indent: int = 2) -> None:
         self.problems.append(text)
-        click.echo(f"  PROBLEM: {text}")
+        click.echo(f"{' ' * indent}PROBLEM: {text}")
 
 
 @click.command("doctor")
@@ -191,7 +191,9 @@ def _quiet_logging(module_id: int | None) -> None:
 
 
 def _header(report: Report, client: DciClient, connection: Connection) -> None:
-    if connection.verify is False:
+    if client.url.startswith("http://"):
+        tls = "none: plain HTTP, the password and token travel unencrypted"
+    elif connection.verify is False:
         tls = "NOT VERIFIED (insecure: the panel's identity is not checked)"
     elif isinstance(connection.verify, str):
         tls = f"verified with CA bundle {connection.verify}"
@@ -209,7 +211,7 @@ def _routes(report: Report, probes: list[RouteProbe]) -> bool:
     for probe in probes:
         detail = f"  {probe.detail}" if probe.detail else ""
         report.line(f"  {probe.outcome:<10}  {probe.route.method:<6} "
-                    f"{probe.route.pattern:<{width}}  {probe.route.confirmation.value}{detail}")
+                    f"{probe.route.pattern:<{width}}  {probe.route.confirmation.value:<9}{detail}")
     logged_in = probes[0].route.name == "auth.token" and probes[0].outcome == "answers"
     if not logged_in:
         report.problem(f"cannot log in: {probes[0].detail}")
@@ -271,16 +273,18 @@ def _check_tariff(
 ) -> None:
     from dci6_processing.lifecycle.resolve import resolve_os_template, resolve_pool
 
+    def flag(text: str) -> None:
+        report.problem(f"tariff {name}: {text}", indent=4)
+
     before = len(report.problems)
     report.line(f"  tariff {name}:")
     try:
         tariff = parse(TariffOptions, {k: "" if v is None else str(v) for k, v in raw.items()})
     except ModuleError as exc:
-        report.problem(f"tariff {name}: {exc.object}: {exc.detail or exc.value}")
+        flag(f"{exc.object}: {exc.detail or exc.value}")
         return
     if tariff.configuration not in free:
-        report.problem(f"tariff {name}: configuration {tariff.configuration!r} is not on the "
-                       "panel")
+        flag(f"configuration {tariff.configuration!r} is not on the panel")
     elif free[tariff.configuration] == 0:
         report.line(f"    note: no free server of {tariff.configuration} right now")
     checks: list[tuple[str, str | None, str | None]] = [
@@ -298,9 +302,9 @@ def _check_tariff(
             else:
                 resolve_pool(client, ref, family=family, param=param)
         except DciError as exc:
-            report.problem(f"tariff {name}: cannot check {param}: {exc.value}")
+            flag(f"cannot check {param}: {exc.value}")
         except ModuleError:
             what = "OS template" if family is None else f"{family} pool"
-            report.problem(f"tariff {name}: {param} {ref!r} names no {what} on the panel")
+            flag(f"{param} {ref!r} names no {what} on the panel")
     if len(report.problems) == before:
         report.line("    ok")
