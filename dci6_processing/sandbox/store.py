@@ -594,7 +594,7 @@ def run_mgrctl(root: Path, argv: Sequence[str]) -> MgrctlResult:
             fmt = rest.pop(0)
         elif word == "-R":
             restart = True
-        elif "=" in word and func:
+        elif "=" in word:
             name, _, value = word.partition("=")
             args[name] = value
         elif not func and not word.startswith("-"):
