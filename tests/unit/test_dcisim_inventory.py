@@ -147,7 +147,7 @@ def test_ipv6_pool_hands_out_subnets_and_single_addresses_without_overlap() -> N
     networks = [block, first, second, wide]
     for index, one in enumerate(networks):
         for other in networks[index + 1 :]:
-            assert not one.overlaps(other), (one, other)  # type: ignore[arg-type]
+            assert not one.overlaps(other), (one, other)
     assert all(n.subnet_of(ipaddress.ip_network("2001:db8::/48")) for n in networks)  # type: ignore[arg-type]
     assert pool.allocate(prefix=128) == "2001:db8::3"
     with pytest.raises(AllocationRefused):
