@@ -82,6 +82,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Inst
     return run_install(repo_root, tmp_path_factory.mktemp("destdir"))
 
 
+@pytest.mark.slow  # builds a real virtualenv: about 10 s on an idle machine, 20 s under load
 class TestFullInstall:
     def test_layout_and_modes(self, installed: Installed, repo_root: Path) -> None:
         launcher = installed.launcher
@@ -161,7 +162,6 @@ class TestFullInstall:
         assert doc.xpath("features/feature/@name"), "no feature listed"
         assert b"Traceback" not in proc.stderr
 
-    @pytest.mark.slow
     def test_reinstall_replaces_the_venv_whole(
         self, installed: Installed, repo_root: Path, tmp_path: Path
     ) -> None:
