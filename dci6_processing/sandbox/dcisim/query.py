@@ -138,33 +138,17 @@ def _leaf_values(record: Any, path: Sequence[str]) -> list[Any]:
     return _leaf_values(record.get(path[0]), path[1:])
 
 
-def _as_comparable(value: Any) -> str | int | float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        return value.casefold()
-    return None  # objects are not comparable with a literal
+def _field_reader(path: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
+    """Reads a field: a scalar as itself, anything list-like as the list of its leaves."""
+    if len(path) == 1:
+        name = path[0]
 
+        def top_level(record: dict[str, Any]) -> Any:
+            value = record.get(name)
+            return _leaf_values(value, ()) if isinstance(value, list) else value
 
-def _equals(field_value: Any, literal: Literal) -> Truth:
-    left = _as_comparable(field_value)
-    right = _as_comparable(literal)
-    if left is None or right is None:
-        return None
-    if isinstance(left, str) and isinstance(right, str):
-        return left == right
-    if isinstance(left, str):
-        return left == str(literal).casefold()
-    if isinstance(right, str):
-        try:
-            return float(left) == float(right)
-        except ValueError:
-            return False
-    return float(left) == float(right)
+        return top_level
+    return lambda record: _leaf_values(record, path)
 
 
 def _like_pattern(pattern: str) -> re.Pattern[str]:
@@ -186,6 +170,51 @@ def _like_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
+def _equality(literal: Literal) -> Callable[[Any], Truth]:
+    """`value EQ literal` for one scalar: strings case-insensitively, numbers numerically."""
+    if isinstance(literal, str):
+        text = literal.casefold()
+        try:
+            number: float | None = float(literal)
+        except ValueError:
+            number = None
+    else:
+        text = str(literal).casefold()
+        number = float(literal)
+
+    def equal(value: Any) -> Truth:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value.casefold() == text
+        if isinstance(value, bool | int | float):
+            return number is not None and float(value) == number
+        return None  # objects are not comparable with a literal
+
+    return equal
+
+
+def _comparator(operator: str, literal: Literal) -> Callable[[Any], Truth]:
+    if operator == "EQ":
+        return _equality(literal)
+    if operator == "NE":
+        equal = _equality(literal)
+
+        def unequal(value: Any) -> Truth:
+            result = equal(value)
+            return None if result is None else not result
+
+        return unequal
+    like = _like_pattern(str(literal))
+
+    def matches_like(value: Any) -> Truth:
+        if value is None or isinstance(value, dict | list):
+            return None
+        return like.fullmatch(str(value)) is not None
+
+    return matches_like
+
+
 def _any_truth(results: Iterable[Truth]) -> Truth:
     """OR over a list field's elements: true if any is true, unknown if all unknown."""
     seen_false = False
@@ -198,83 +227,99 @@ def _any_truth(results: Iterable[Truth]) -> Truth:
 
 
 # --- the syntax tree -------------------------------------------------------------------
+# Each node compiles itself into one closure when built: a 10,000-server list is filtered
+# per request, so evaluation avoids per-record method dispatch.
+
+Test = Callable[[dict[str, Any]], Truth]
 
 
 class Predicate:
     """A parsed filter. `matches` is true only when the filter is TRUE (not unknown)."""
 
-    def evaluate(self, record: dict[str, Any]) -> Truth:
-        raise NotImplementedError
+    def __init__(self, test: Test) -> None:
+        self.evaluate: Test = test
 
     def matches(self, record: dict[str, Any]) -> bool:
         return self.evaluate(record) is True
 
 
-@dataclass(frozen=True)
 class Comparison(Predicate):
-    field: tuple[str, ...]
-    operator: str  # EQ, NE, CP
-    literal: Literal
+    """`field EQ|NE|CP literal`, with the literal's comparison prepared once."""
 
-    def evaluate(self, record: dict[str, Any]) -> Truth:
-        values = _leaf_values(record, self.field)
-        if self.operator == "CP":
-            like = _like_pattern(str(self.literal))
+    def __init__(self, field: tuple[str, ...], operator: str, literal: Literal) -> None:
+        self.field = field
+        self.operator = operator
+        self.literal = literal
+        read = _field_reader(field)
+        compare = _comparator(operator, literal)
 
-            def compare(value: Any) -> Truth:
-                text = _as_comparable(value)
-                if text is None:
-                    return None
-                return like.fullmatch(str(value)) is not None
+        def test(record: dict[str, Any]) -> Truth:
+            value = read(record)
+            if isinstance(value, list):
+                return _any_truth(compare(element) for element in value)
+            return compare(value)
 
-        elif self.operator == "EQ":
+        super().__init__(test)
 
-            def compare(value: Any) -> Truth:
-                return _equals(value, self.literal)
-
-        else:
-
-            def compare(value: Any) -> Truth:
-                equal = _equals(value, self.literal)
-                return None if equal is None else not equal
-
-        return _any_truth(compare(value) for value in values)
+    def __repr__(self) -> str:
+        return f"Comparison({'.'.join(self.field)} {self.operator} {self.literal!r})"
 
 
-@dataclass(frozen=True)
 class IsNull(Predicate):
-    field: tuple[str, ...]
-    negated: bool = False
+    def __init__(self, field: tuple[str, ...], negated: bool = False) -> None:
+        self.field = field
+        self.negated = negated
+        read = _field_reader(field)
 
-    def evaluate(self, record: dict[str, Any]) -> Truth:
-        is_null = all(value is None for value in _leaf_values(record, self.field))
-        return is_null != self.negated
+        def test(record: dict[str, Any]) -> Truth:
+            value = read(record)
+            is_null = all(v is None for v in value) if isinstance(value, list) else value is None
+            return is_null != negated
+
+        super().__init__(test)
+
+    def __repr__(self) -> str:
+        return f"IsNull({'.'.join(self.field)}, negated={self.negated})"
 
 
-@dataclass(frozen=True)
 class Negation(Predicate):
-    operand: Predicate
+    def __init__(self, operand: Predicate) -> None:
+        self.operand = operand
+        inner = operand.evaluate
 
-    def evaluate(self, record: dict[str, Any]) -> Truth:
-        result = self.operand.evaluate(record)
-        return None if result is None else not result
+        def test(record: dict[str, Any]) -> Truth:
+            result = inner(record)
+            return None if result is None else not result
+
+        super().__init__(test)
+
+    def __repr__(self) -> str:
+        return f"Negation({self.operand!r})"
 
 
-@dataclass(frozen=True)
 class Junction(Predicate):
-    operator: str  # AND, OR
-    operands: tuple[Predicate, ...]
+    """AND / OR with SQL three-valued logic."""
 
-    def evaluate(self, record: dict[str, Any]) -> Truth:
-        decisive = self.operator == "OR"  # OR stops at True, AND at False
-        unknown = False
-        for operand in self.operands:
-            result = operand.evaluate(record)
-            if result is None:
-                unknown = True
-            elif result is decisive:
-                return decisive
-        return None if unknown else not decisive
+    def __init__(self, operator: str, operands: Sequence[Predicate]) -> None:
+        self.operator = operator
+        self.operands = tuple(operands)
+        tests = tuple(operand.evaluate for operand in self.operands)
+        decisive = operator == "OR"  # OR stops at True, AND at False
+
+        def test(record: dict[str, Any]) -> Truth:
+            unknown = False
+            for each in tests:
+                result = each(record)
+                if result is None:
+                    unknown = True
+                elif result is decisive:
+                    return decisive
+            return None if unknown else not decisive
+
+        super().__init__(test)
+
+    def __repr__(self) -> str:
+        return f"Junction({self.operator}, {list(self.operands)!r})"
 
 
 class _Parser:

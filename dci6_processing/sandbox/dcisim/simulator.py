@@ -161,7 +161,12 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
     server_version = "dcisim"
     sys_version = ""
     timeout = 120
+    wbufsize = 64 * 1024  # headers and body leave in one write: no delayed-ACK stall
     server: _PanelHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests go to the simulator's request log, not stderr."""
