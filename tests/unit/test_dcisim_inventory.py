@@ -169,3 +169,20 @@ def test_forced_exhaustion() -> None:
     pool.forced_exhausted = True
     with pytest.raises(PoolExhausted):
         pool.allocate()
+
+
+def test_direct_construction_fills_server_defaults() -> None:
+    base = Inventory.default()
+    inventory = Inventory(
+        admin_email=base.admin_email,
+        admin_password="sandbox-only",
+        locations=base.locations,
+        os_templates=base.os_templates,
+        ip_pools=base.ip_pools,
+        users=base.users,
+        servers=[{"id": 7, "configuration": "c", "location_id": 1}],
+    )
+    server = inventory.servers[0]
+    assert server["name"] == "srv-00007" and server["owner"] is None
+    assert server["power_status"] == "off" and server["ip"] == []
+    assert [p["id"] for p in server["switch_connection"]] == [71, 72]

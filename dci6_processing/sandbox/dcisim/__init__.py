@@ -1,7 +1,7 @@
 """A stateful DCImanager 6 simulator over real HTTP on loopback.
 
-It serves the contract of docs/spec `dcimanager6-api.md` (the project's copy of ISPsystem's
-API) so the real client, with its timeouts, retries and TLS options, can be exercised:
+It serves the project's DCImanager 6 API contract (`dcimanager6-api.md`, from ISPsystem's
+public API docs) so the real client, with its timeouts, retries and TLS options, is exercised:
 
     from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
 

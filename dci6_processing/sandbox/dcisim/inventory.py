@@ -56,6 +56,7 @@ class Inventory:
     durations: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DURATIONS))
 
     def __post_init__(self) -> None:
+        self.servers = [normalize_server(raw) for raw in self.servers]
         self.validate()
 
     # --- construction ----------------------------------------------------------------------
@@ -74,7 +75,7 @@ class Inventory:
             os_templates=list(document.get("os_templates") or []),
             ip_pools=list(document.get("ip_pools") or []),
             users=list(document.get("users") or []),
-            servers=[normalize_server(raw) for raw in document.get("servers") or []],
+            servers=list(document.get("servers") or []),
             durations=durations,
         )
 
@@ -150,7 +151,7 @@ class Inventory:
                 document.update(maintenance_mode=True)
             elif roll < 0.12:
                 document.update(switch_connection=[_ipmi_port(server_id)])
-            generated.append(normalize_server(document))
+            generated.append(document)
         return cls(
             admin_email=base.admin_email,
             admin_password=base.admin_password,
