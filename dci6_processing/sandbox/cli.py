@@ -93,20 +93,21 @@ def dci_command(
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from error
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # before the password file exists
     private_dir: Path | None = None
-    if password_file is None:
-        private_dir = Path(tempfile.mkdtemp(prefix="pmdci6-sandbox-"))  # created 0700
-        password_file = private_dir / "admin-password"
-    write_secret_file(password_file, inventory.admin_password)
-    click.echo(f"DCImanager 6 simulator listening on {url}")
-    click.echo(f"admin e-mail:        {inventory.admin_email}")
-    click.echo(f"admin password file: {password_file}")
-    click.echo(f"servers: {len(inventory.servers)}, time scale: {time_scale}; Ctrl-C stops")
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        if password_file is None:
+            private_dir = Path(tempfile.mkdtemp(prefix="pmdci6-sandbox-"))  # created 0700
+            password_file = private_dir / "admin-password"
+        write_secret_file(password_file, inventory.admin_password)
+        click.echo(f"DCImanager 6 simulator listening on {url}")
+        click.echo(f"admin e-mail:        {inventory.admin_email}")
+        click.echo(f"admin password file: {password_file}")
+        click.echo(f"servers: {len(inventory.servers)}, time scale: {time_scale}; Ctrl-C stops")
         simulator.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
+        simulator.stop()
         if private_dir is not None:
             shutil.rmtree(private_dir, ignore_errors=True)
