@@ -36,7 +36,8 @@ What the spec leaves open, and what this simulator chose (a real panel may diffe
 - Errors follow the project's inferred table (401/1001 token, 401/1002 login, 404/1004 not
   found, 409/2001 owned, 400/2002 no switch connection, 400/2003 power rule, 409/2004 running
   operation, 409/2005 user exists, 409/3001 pool exhausted, 400/1000 malformed, 503, 500).
-  An unknown path is 404/1004 "Not found", a known path with the wrong method 405/1000.
+  An unknown path is 404/1004 "Not found", a known path with the wrong method 405/1000
+  (both after the token check, so an anonymous caller learns nothing about routes).
 - String comparisons in `where` are case-insensitive (MySQL collation); evaluation uses SQL
   three-valued logic (a null field is neither EQ nor NE anything). `where` also narrows the
   servers counted by `server/configuration`. Unknown field names are a 400.
