@@ -45,7 +45,7 @@ DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 DEFAULT_LEVEL = INFO
 
 _secrets: set[str] = set()
-_sink: TextIO | None = None
+_sink: TextIO | None = None  # the open log file; None sends events to the current sys.stderr
 _sink_lock = threading.Lock()
 
 
@@ -131,22 +131,20 @@ def _add_logger_name(
 class _JsonLineLogger:
     """The structlog output end: writes each rendered event as one line and flushes it."""
 
-    def __init__(self, sink: TextIO, name: str | None = None) -> None:
-        self._sink = sink
+    def __init__(self, name: str | None = None) -> None:
         self.name = name
 
     def msg(self, message: str) -> None:
         with _sink_lock:
-            self._sink.write(message + "\n")
-            self._sink.flush()
+            sink = _sink if _sink is not None else sys.stderr
+            sink.write(message + "\n")
+            sink.flush()
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
 def _logger_factory(*args: Any) -> _JsonLineLogger:
-    sink = _sink if _sink is not None else sys.stderr
-    name = str(args[0]) if args else None
-    return _JsonLineLogger(sink, name)
+    return _JsonLineLogger(str(args[0]) if args else None)
 
 
 def level_from_debug_conf(path: Path) -> int:
@@ -189,14 +187,14 @@ def configure(paths: MgrPaths, **bind: Any) -> None:
     and the pid. When the log file cannot be opened, events go to stderr, never stdout."""
     global _sink
     level = level_from_debug_conf(paths.debug_conf)
-    with _sink_lock:
-        if _sink is not None and _sink not in (sys.stderr, sys.__stderr__):
-            _sink.close()
-        try:
-            _sink = _open_log_file(paths.log_file)
-        except OSError as exc:
-            _sink = sys.stderr
-            print(f"pmdci6: cannot open {paths.log_file}: {exc.strerror}", file=sys.stderr)
+    close()
+    try:
+        opened = _open_log_file(paths.log_file)
+    except OSError as exc:
+        print(f"pmdci6: cannot open {paths.log_file}: {exc.strerror}", file=sys.stderr)
+    else:
+        with _sink_lock:
+            _sink = opened
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -213,6 +211,15 @@ def configure(paths: MgrPaths, **bind: Any) -> None:
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(pid=os.getpid(), **bind)
+
+
+def close() -> None:
+    """Close the log file; later events go to stderr until the next configure()."""
+    global _sink
+    with _sink_lock:
+        if _sink is not None:
+            _sink.close()
+        _sink = None
 
 
 def bind(**values: Any) -> None:

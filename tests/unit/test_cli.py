@@ -8,16 +8,17 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import structlog
 from click.testing import CliRunner
 from lxml import etree
 
-from dci6_processing import cli
+from dci6_processing import cli, log
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.paths import MgrPaths
@@ -47,6 +48,17 @@ HANDLERS_SOURCE = textwrap.dedent(
 )
 
 _module_numbers = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Secrets registered by other tests must not mask this test's text, and this test's
+    log file must not receive other tests' events."""
+    monkeypatch.setattr(log, "_secrets", set())
+    yield
+    log.close()
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture
