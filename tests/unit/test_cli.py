@@ -505,3 +505,45 @@ def test_main_without_command_runs_the_people_group(
         cli.main(["--help"])
     assert exited.value.code == 0
     assert "--command" in capsys.readouterr().out
+
+
+# --- check_connection against the DCImanager 6 simulator ------------------------------------
+
+
+@pytest.mark.parametrize(("right_password", "expected"), [(True, None), (False, "bad_credentials")])
+def test_check_connection_logs_in_with_exactly_the_given_values(
+    monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths, right_password: bool, expected: str | None
+) -> None:
+    from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+
+    with DciSimulator(Inventory.default(), time_scale=0.0) as sim:
+        password = sim.admin_password if right_password else "not-the-admin-password"
+        stdin = (
+            f"<doc><processingmodule><url>{sim.url}</url><username>{sim.admin_email}</username>"
+            f"<password>{password}</password><verify_tls>on</verify_tls><ca_bundle/>"
+            f"</processingmodule></doc>"
+        ).encode()
+        code, reply, _ = run(
+            monkeypatch, "--command", "check_connection", "--module=4", stdin=stdin
+        )
+        logins = [r for r in sim.requests if r.method == "POST" and "token" in r.path]
+    if expected is None:
+        assert (code, reply) == (0, b"<doc><ok/></doc>")
+    else:
+        assert code == 1
+        assert error_of(reply)[:2] == (expected, sim.admin_email)
+    assert len(logins) == 1
+    assert password not in mgr_root.log_file.read_text()
+    assert not mgr_root.state_dir.exists()  # a check caches no token
+
+
+def test_check_connection_refuses_an_invalid_url_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths
+) -> None:
+    stdin = (
+        b"<doc><processingmodule><url>https://dci.example</url><username>no-at-sign</username>"
+        b"<password>pw-123456</password></processingmodule></doc>"
+    )
+    code, reply, _ = run(monkeypatch, "--command", "check_connection", stdin=stdin)
+    assert code == 1
+    assert error_of(reply) == ("invalid_param", "username", "no-at-sign")
