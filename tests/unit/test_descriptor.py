@@ -66,6 +66,7 @@ def test_connection_form_has_every_connection_param(descriptor: etree._ElementTr
     assert set(inputs) == set(ModuleSettings.model_fields)
     assert inputs["password"].get("type") == "password"
     assert inputs["url"].get("required") == "yes"
+    assert inputs["location_id"].tag == "select"  # tune_connection fills it from the panel
     for switch in ("by_server_type", "verify_tls"):
         assert inputs[switch].get("type") == "checkbox"
     for timeout in TIMEOUTS:
