@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dci6_processing.sandbox.billmgr_host import BillmgrHost  # noqa: E402
 from dci6_processing.sandbox.dcisim import DciSimulator, Inventory  # noqa: E402
 
-CONFIG = "i9-9900K-64Gb-2x1024NVMe"
+CONFIG = "EPYC-7302-256Gb-4x960SSD"
 
 
 def seed(host: BillmgrHost, sim: DciSimulator, config: str = CONFIG) -> None:
@@ -55,10 +55,9 @@ def one_cycle(workdir: Path) -> tuple[float, float, Counter[str], Counter[str]]:
 def concurrent_opens(workdir: Path, count: int = 20) -> float:
     with DciSimulator(Inventory.generate(servers=200, seed=9), time_scale=0.0) as sim:
         host = BillmgrHost.create(workdir / "mgr5")
-        free = [sid for sid in sim.server_ids() if sim.server(sid)["owner"] is None
-                and not sim.server(sid)["is_new"] and not sim.server(sid).get("maintenance_mode")
-                and (sim.server(sid).get("operation") or {}).get("status") in (None, "ok",
-                                                                               "canceled")]
+        free = [int(s["id"]) for s in sim.servers() if s["owner"] is None and not s["is_new"]
+                and not s.get("maintenance_mode")
+                and (s.get("operation") or {}).get("status") in (None, "ok", "canceled")]
         for sid in free[:count]:
             sim.update_server(sid, configuration="bench-20")
         seed(host, sim, "bench-20")

@@ -90,10 +90,10 @@ def _run(root: Path, time_scale: float) -> list[str]:
     with DciSimulator(Inventory.default(), time_scale=time_scale) as sim:
         host = BillmgrHost.create(root)
         t.say(f"sandbox: DCImanager 6 simulator at {sim.url}",
-              f"{len(sim.server_ids())} servers; operations run at {time_scale} s per panel second")
+              f"{len(sim.servers())} servers; operations run at {time_scale} s per panel second")
         host.add_module(MODULE, url=sim.url, username=sim.admin_email,
                         password=sim.admin_password, by_server_type="on", verify_tls="on")
-        host.add_tariff(TARIFF, configuration="i9-9900K-64Gb-2x1024NVMe", os_template="1",
+        host.add_tariff(TARIFF, configuration="EPYC-7302-256Gb-4x960SSD", os_template="1",
                         ipv4_pool="1", ipv6_pool="10", diag_template="Diag6", diag_pool="2",
                         shutdown_on_close="on", ports_off_on_close="on")
         host.add_client(ACCOUNT, CLIENT)
@@ -101,7 +101,7 @@ def _run(root: Path, time_scale: float) -> list[str]:
                          params={"ostempl": "2", "hostname": "web1.client.example"},
                          addons={"ip": "2", "ip6": "1", "ip6_prefix": "64"})
         t.say(f"sandbox: BILLmanager root {root}",
-              f"module {MODULE} -> simulator, tariff {TARIFF} (i9-9900K-64Gb-2x1024NVMe), "
+              f"module {MODULE} -> simulator, tariff {TARIFF} (EPYC-7302-256Gb-4x960SSD), "
               f"client {CLIENT}, service {ITEM}: Debian 12, 2 IPv4, one IPv6 /64")
 
         def call(title: str, *argv: str, stdin: bytes | None = None,

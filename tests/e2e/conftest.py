@@ -17,7 +17,8 @@ MODULE = 1
 TARIFF = 1
 CLIENT_ACCOUNT = 7
 CLIENT_EMAIL = "client@example.com"
-CONFIGURATION = "i9-9900K-64Gb-2x1024NVMe"
+# every free server of this configuration in the default inventory has a data port
+CONFIGURATION = "EPYC-7302-256Gb-4x960SSD"
 
 
 @dataclass

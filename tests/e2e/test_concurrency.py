@@ -26,8 +26,7 @@ def start_open(sandbox: Sandbox, item: int) -> subprocess.Popen[bytes]:
 
 def make_scarce(sandbox: Sandbox, count: int) -> list[int]:
     """Exactly `count` free servers of a configuration nobody else uses."""
-    free = [sid for sid in sandbox.sim.server_ids()
-            if _is_free(sandbox.sim.server(sid))][:count]
+    free = [int(s["id"]) for s in sandbox.sim.servers() if _is_free(s)][:count]
     assert len(free) == count
     for sid in free:
         sandbox.sim.update_server(sid, configuration=SCARCE)

@@ -29,8 +29,7 @@ def crash(sandbox: Sandbox, command: str, item: int, step: str) -> None:
 
 
 def owned_by_client(sandbox: Sandbox) -> list[int]:
-    return [sid for sid in sandbox.sim.server_ids()
-            if sandbox.sim.server(sid)["owner_email"] == CLIENT_EMAIL]
+    return [int(s["id"]) for s in sandbox.sim.servers() if s["owner_email"] == CLIENT_EMAIL]
 
 
 @pytest.mark.parametrize("step", OPEN_STEPS)

@@ -71,7 +71,7 @@ def test_preset_server_is_used_and_an_owned_one_refused(sandbox: Sandbox) -> Non
 
 
 def _servers(sandbox: Sandbox) -> list[dict[str, object]]:
-    return [sandbox.sim.server(i) for i in sandbox.sim.server_ids()]
+    return sandbox.sim.servers()
 
 
 def test_suspend_resume_and_close_return_a_wiped_server(sandbox: Sandbox) -> None:
