@@ -1,1 +1,2 @@
-"""What the lifecycle needs from BILLmanager (`port`) and the one adapter over the vendor library."""
+"""What the lifecycle needs from BILLmanager (`port`), and the one adapter over the vendor
+library (`vendor`)."""

@@ -135,7 +135,7 @@ def _tokens(configuration: str) -> list[str]:
 
 
 def similarity(ordered: str, offered: str) -> tuple[int, int]:
-    """How alike two configuration names are: shared leading parts (CPU first), then shared parts."""
+    """How alike two configuration names are: shared leading parts (CPU first), then any."""
     a, b = _tokens(ordered), _tokens(offered)
     leading = 0
     for x, y in zip(a, b, strict=False):

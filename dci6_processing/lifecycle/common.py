@@ -11,7 +11,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,14 +100,13 @@ def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def service_lock(ctx_or_inv: ServiceContext | Invocation, item: int) -> object:
+def service_lock(inv: Invocation, item: int) -> AbstractContextManager[None]:
     """One process at a time works on a service (Ironic's node lock)."""
-    inv = ctx_or_inv.inv if isinstance(ctx_or_inv, ServiceContext) else ctx_or_inv
     return file_lock(inv.paths.ensure_state_dir() / "locks" / f"item-{item}.lock",
                      wait_seconds=30, what=f"service {item}")
 
 
-def claim_lock(paths: MgrPaths) -> object:
+def claim_lock(paths: MgrPaths) -> AbstractContextManager[None]:
     """Serialises choosing and releasing servers on this BILLmanager host."""
     return file_lock(paths.ensure_state_dir() / "locks" / "claim.lock",
                      wait_seconds=300, what="server claim")

@@ -14,7 +14,7 @@ from dci6_processing.lifecycle.common import ServiceContext
 
 log = structlog.get_logger(__name__)
 
-# the last install / diagnostics this service started: kept apart so one is never taken for the other
+# the last install / diagnostics this service started, kept apart: one is never taken for the other
 INSTALL_OPERATION_PARAM = "dci_install_operation"
 DIAG_OPERATION_PARAM = "dci_diag_operation"
 POLL_ENV = "PMDCI6_POLL_SECONDS"  # the sandbox polls fast; a real panel every few seconds
@@ -66,7 +66,8 @@ def our_operation_id(ctx: ServiceContext, param: str) -> int | None:
 def stop_foreign_operation(ctx: ServiceContext, server: Server) -> bool:
     """Stop a running operation unless it is the one this service started (a rerun waits on it)."""
     op = server.operation
-    ours = {our_operation_id(ctx, INSTALL_OPERATION_PARAM), our_operation_id(ctx, DIAG_OPERATION_PARAM)}
+    ours = {our_operation_id(ctx, param)
+            for param in (INSTALL_OPERATION_PARAM, DIAG_OPERATION_PARAM)}
     if op is None or not op.is_running or op.id in ours:
         return False
     ctx.dci.stop_operation(server.id)
