@@ -13,6 +13,7 @@ from enum import IntEnum
 from typing import Any, ClassVar
 
 from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.log import redact
 
 MAX_PANEL_MSG = 300
 
@@ -97,6 +98,7 @@ def clean_text(text: str, secrets: Iterable[str] = (), limit: int = MAX_PANEL_MS
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
+    text = str(redact(text))  # every secret registered in this process (client passwords too)
     text = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text
     ).strip()

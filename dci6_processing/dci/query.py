@@ -1,8 +1,8 @@
 """The `where=` filter of DCImanager 6 lists, built from parts that cannot be widened.
 
 Grammar (spec "Lists and queries"): comparisons `field EQ value`, `field NE value`,
-`field CP 'pattern'` (LIKE: `%` any run, `_` one character), `field IS null`, joined by `AND` / `OR`,
-negated by `NOT`, grouped by parentheses; strings are single-quoted literals.
+`field CP 'pattern'` (LIKE: `%` any run, `_` one character), `field IS null`, joined by
+`AND` / `OR`, negated by `NOT`, grouped by parentheses; strings are single-quoted literals.
 
 Escaping rule (the simulator parses exactly this):
 - inside a string literal a single quote is written twice: `O'Brien` -> `'O''Brien'`
