@@ -4,8 +4,9 @@ The guide's rule: an Active service's server is powered on (switch ports up); a 
 service's server is powered off (ports down, as suspend left them). What cannot be fixed
 without guessing — the server gone, owned by someone else, holding other addresses than
 BILLmanager records — is reported in the log and as the service's status message, and nothing
-of that service is touched (Tenantos). A transient panel error never changes anything: it
-counts as failed and the next run tries again (VirtFusion).
+of that service is touched (Tenantos). A server in maintenance mode or busy with an operation
+is left alone until a later run. A transient panel error never changes anything: it counts
+as failed and the next run tries again (VirtFusion).
 
 The cron `sync` stays cheap for thousands of services: billing is read in bulk, the panel's
 servers are listed once per module page by page, every decision is taken from that listing,
@@ -147,6 +148,9 @@ def assess(entry: SyncEntry, server: Server | None) -> Assessment:
     drift = drift_of(entry, server)
     if drift or server is None:
         return Assessment(drift=drift)
+    if server.maintenance_mode:
+        # an engineer works on it: power and ports are theirs until maintenance ends
+        return Assessment(waiting="the server is in maintenance mode")
     operation = server.operation
     if operation is not None and operation.is_running:
         # an install or diagnostics drives power itself; a later run looks again

@@ -126,6 +126,14 @@ def test_a_running_operation_postpones_power_and_ports() -> None:
     assert decided.drift == ()
 
 
+def test_a_server_in_maintenance_is_left_to_the_engineer() -> None:
+    in_maintenance = server(power="off", ports="down")
+    in_maintenance.maintenance_mode = True
+    decided = assess(entry(status=ACTIVE), in_maintenance)
+    assert decided.corrections == ()
+    assert "maintenance" in decided.waiting
+
+
 def test_owner_drift_touches_nothing() -> None:
     decided = assess(entry(status=ACTIVE), server(power="off", owner_email="other@example.net"))
     assert decided.corrections == ()
