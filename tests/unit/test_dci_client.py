@@ -553,3 +553,14 @@ def test_route_table_is_unique_and_builds_integer_paths() -> None:
         route("server.get").path(server_id=True)
     with pytest.raises(ValueError):
         route("server.get").path()
+
+
+def test_a_client_password_echoed_by_the_panel_is_masked(
+    panel: responses.RequestsMock, client: DciClient
+) -> None:
+    panel.post(f"{API}/dci/v3/server/1/operation/install", status=400,
+               json={"error": {"code": 1000, "msg": "Bad request: password Xy-77-root too weak"}})
+    with pytest.raises(DciError) as caught:
+        client.install_os(1, template_id=1, password="Xy-77-root", hostname="h.example")
+    assert caught.value.value == "Bad request: password *** too weak"
+    assert "Xy-77-root" not in str(caught.value)
