@@ -114,12 +114,11 @@ class DciClient:
 
     @classmethod
     def from_settings(cls, settings: ModuleSettings, paths: MgrPaths) -> DciClient:
-        verify: bool | str = settings.ca_bundle or settings.verify_tls
         return cls(
             settings.url,
             settings.username,
             settings.password.get_secret_value(),
-            verify=verify,
+            verify=settings.tls_verify,
             token_cache_dir=paths.ensure_state_dir() / "tokens",
         )
 
