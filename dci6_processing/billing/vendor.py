@@ -88,6 +88,7 @@ SERVER_HOLDERS_SQL = (
 # last drift a sync reported (lifecycle.reconcile); tests pin the names to theirs
 SYNC_SERVER_PARAM = "dci_server_id"
 SYNC_DRIFT_PARAM = "dci_drift"
+SYNC_MANUAL_PARAM = "dci_manual"
 # a live service: an item of the module without a parent (addons are child items), active or
 # stopped; every query below repeats it
 SYNC_SERVICES_SQL = (
@@ -97,6 +98,9 @@ SYNC_SERVICES_SQL = (
     " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note"
     " FROM item i"
     " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
+    # a service an admin exempted from automation (param dci_manual=on) is not synced
+    " AND NOT EXISTS (SELECT 1 FROM itemparam m WHERE m.item = i.id AND m.intname = %s"
+    " AND m.value = 'on')"
 )
 SYNC_ADDON_IPS_SQL = (
     "SELECT addon.parent AS item, ip.name FROM ip"
@@ -290,7 +294,8 @@ class VendorBilling:
         only = SYNC_ONE_ITEM if item is not None else ""
         one: tuple[int, ...] = (item,) if item is not None else ()
         rows = self._query("item", SYNC_SERVICES_SQL + only + " ORDER BY i.id",
-                           SYNC_SERVER_PARAM, SYNC_DRIFT_PARAM, module, *one)
+                           SYNC_SERVER_PARAM, SYNC_DRIFT_PARAM, module, SYNC_MANUAL_PARAM,
+                           *one)
         addresses: dict[int, set[str]] = {}
         ip_sql = SYNC_ADDON_IPS_SQL + only + " UNION ALL " + SYNC_OWN_IPS_SQL + only
         for row in self._query("ip", ip_sql, module, *one, module, *one):

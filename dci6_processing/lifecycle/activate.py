@@ -16,7 +16,7 @@ from dci6_processing.dci.models import Operation, OsFamily, OsTemplate, Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.claim import claim_server, ensure_client_user
-from dci6_processing.lifecycle.common import ServiceContext, load_service, service_lock, step
+from dci6_processing.lifecycle.common import ServiceContext, run_on_service, step
 from dci6_processing.lifecycle.ips import AssignedIps, ensure_ips, remove_temporary_ips
 from dci6_processing.lifecycle.power import (
     INSTALL_OPERATION_PARAM,
@@ -36,10 +36,7 @@ PASSWORD_LENGTH = 20
 
 
 def open_service(inv: Invocation) -> bytes | None:
-    item = inv.require_item()
-    with service_lock(inv, item):
-        ctx = load_service(inv)
-        activate(ctx)
+    run_on_service(inv, activate)
     return None
 
 

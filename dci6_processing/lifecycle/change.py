@@ -14,8 +14,7 @@ from dci6_processing.lifecycle.activate import install_os
 from dci6_processing.lifecycle.common import (
     ServiceContext,
     client_server,
-    load_service,
-    service_lock,
+    run_on_service,
     step,
 )
 from dci6_processing.lifecycle.ips import ensure_ips
@@ -26,10 +25,7 @@ log = structlog.get_logger(__name__)
 
 
 def change_service(inv: Invocation) -> bytes | None:
-    item = inv.require_item()
-    with service_lock(inv, item):
-        ctx = load_service(inv)
-        change(ctx)
+    run_on_service(inv, change)
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ log = structlog.get_logger(__name__)
 
 FAILPOINT_ENV = "PMDCI6_FAILPOINT"
 FAILPOINT_EXIT_CODE = 137
+MANUAL_PARAM = "dci_manual"
 
 
 @dataclass
@@ -100,10 +101,39 @@ def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def service_lock(inv: Invocation, item: int) -> AbstractContextManager[None]:
+def item_lock_path(paths: MgrPaths, item: int) -> Path:
+    return paths.ensure_state_dir() / "locks" / f"item-{item}.lock"
+
+
+def service_lock(paths: MgrPaths, item: int, *,
+                 wait_seconds: float = 30) -> AbstractContextManager[None]:
     """One process at a time works on a service (Ironic's node lock)."""
-    return file_lock(inv.paths.ensure_state_dir() / "locks" / f"item-{item}.lock",
-                     wait_seconds=30, what=f"service {item}")
+    return file_lock(item_lock_path(paths, item), wait_seconds=wait_seconds,
+                     what=f"service {item}")
+
+
+def exempt_from_automation(service: Service) -> bool:
+    """An admin's per-service switch: this server is handled by people, not by the module."""
+    return (service.params.get(MANUAL_PARAM) or "").strip().lower() == "on"
+
+
+def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None]) -> None:
+    """Load the service under its lock and act on it; an exempted service goes to staff.
+
+    BILLmanager's own switch (`billmgr.DoNothing`) stops everything and is honoured by the CLI;
+    this one stops a single service: the operation becomes a task for the module's department.
+    """
+    item = inv.require_item()
+    with service_lock(inv.paths, item):
+        ctx = load_service(inv)
+        if exempt_from_automation(ctx.service):
+            log.warning("service.exempt", command=inv.command)
+            ctx.billing.create_manual_task(
+                item, inv.runningoperation, inv.command,
+                f"Service {item} is marked for manual handling ({MANUAL_PARAM}=on): "
+                f"pmdci6 did not {inv.command} it. Do it in DCImanager, then finish the operation.")
+            return
+        action(ctx)
 
 
 def claim_lock(paths: MgrPaths) -> AbstractContextManager[None]:

@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import structlog
 
@@ -238,7 +237,7 @@ def _server_or_none(dci: DciClient, server_id: int | None) -> Server | None:
 def sync_item(inv: Invocation) -> bytes | None:
     """Reconcile one service; drift is reported (status message), not an error."""
     item = inv.require_item()
-    with service_lock(inv, item):
+    with service_lock(inv.paths, item):
         ctx = load_service(inv)
         entries = ctx.billing.services_for_sync(ctx.service.module, item=item)
         if not entries:
@@ -286,13 +285,6 @@ def _sync_lock(paths: MgrPaths) -> AbstractContextManager[None]:
                      what="sync")
 
 
-def _service_lock_now(paths: MgrPaths, item: int) -> AbstractContextManager[None]:
-    # the lock service_lock takes, without waiting: a busy service is looked at next run
-    return file_lock(_item_lock_path(paths, item), wait_seconds=0, what=f"service {item}")
-
-
-def _item_lock_path(paths: MgrPaths, item: int) -> Path:
-    return paths.ensure_state_dir() / "locks" / f"item-{item}.lock"
 
 
 def sync_modules(inv: Invocation) -> bytes:
@@ -425,7 +417,7 @@ class ModuleSync:
         try:
             with ExitStack() as stack:
                 try:
-                    stack.enter_context(_service_lock_now(self.inv.paths, entry.item))
+                    stack.enter_context(service_lock(self.inv.paths, entry.item, wait_seconds=0))
                 except ModuleError as exc:
                     if exc.type is not ErrorType.server_busy:
                         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle.common import client_server, load_service, service_lock, step
+from dci6_processing.lifecycle.common import ServiceContext, client_server, run_on_service, step
 from dci6_processing.lifecycle.power import set_ports
 
 log = structlog.get_logger(__name__)
@@ -20,12 +20,12 @@ def resume_service(inv: Invocation) -> bytes | None:
 
 
 def _switch(inv: Invocation, *, enabled: bool) -> bytes | None:
-    item = inv.require_item()
-    with service_lock(inv, item):
-        ctx = load_service(inv)
+    def switch(ctx: ServiceContext) -> None:
         server = client_server(ctx)
         set_ports(ctx, server, enabled, required=True)
         step("ports_on" if enabled else "ports_off")
-        ctx.billing.post(item, "resume" if enabled else "suspend")
+        ctx.billing.post(ctx.item, "resume" if enabled else "suspend")
         log.info("service.resumed" if enabled else "service.suspended", server_id=server.id)
+
+    run_on_service(inv, switch)
     return None

@@ -20,9 +20,8 @@ from dci6_processing.lifecycle.claim import ensure_client_user
 from dci6_processing.lifecycle.common import (
     ServiceContext,
     claim_lock,
-    load_service,
     owned_by,
-    service_lock,
+    run_on_service,
     step,
 )
 from dci6_processing.lifecycle.ips import release_ips
@@ -42,10 +41,7 @@ log = structlog.get_logger(__name__)
 
 
 def close_service(inv: Invocation) -> bytes | None:
-    item = inv.require_item()
-    with service_lock(inv, item):
-        ctx = load_service(inv)
-        terminate(ctx)
+    run_on_service(inv, terminate)
     return None
 
 

@@ -186,3 +186,15 @@ def test_exhausted_pool_fails_cleanly(sandbox: Sandbox) -> None:
     sandbox.sim.exhaust_pool(1)
     assert error_type(sandbox.run("open", item)) == "pool_exhausted"
     assert sandbox.host.service(item).status != ACTIVE
+
+
+def test_a_service_exempted_by_the_admin_becomes_a_task(sandbox: Sandbox) -> None:
+    item = sandbox.order(114, params={"ostempl": "1", "dci_manual": "on"})
+    sandbox.sim.clear_requests()
+    ok(sandbox.run("open", item, "--runningoperation", "77"))
+    assert sandbox.sim.requests == []  # the panel was not touched
+    record = sandbox.host.service(item)
+    assert record.status != ACTIVE and not record.params.get("dci_server_id")
+    assert any(task.item == item for task in sandbox.host.tasks())
+    ok(sandbox.run("sync_item", item))
+    assert sandbox.sim.requests == []

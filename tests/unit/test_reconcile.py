@@ -19,8 +19,7 @@ from dci6_processing.dci.errors import DciBusy, DciNotFound, DciUnreachable, Pow
 from dci6_processing.dci.models import Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle import reconcile
-from dci6_processing.lifecycle.common import file_lock
+from dci6_processing.lifecycle.common import file_lock, item_lock_path
 from dci6_processing.lifecycle.reconcile import (
     DRIFT_PARAM,
     DRIFT_PREFIX,
@@ -469,7 +468,7 @@ def test_a_service_another_process_holds_is_skipped(tmp_path: Path) -> None:
     billing = FakeBilling([entry(1, server_id="10"), entry(2, server_id="11")])
     inv = invocation(tmp_path, billing, panel)
 
-    with file_lock(reconcile._item_lock_path(inv.paths, 1), wait_seconds=0, what="test"):
+    with file_lock(item_lock_path(inv.paths, 1), wait_seconds=0, what="test"):
         summary = figures(run_sync(inv))
 
     assert summary["skipped"] == "1" and summary["failed"] == "0"
