@@ -13,6 +13,7 @@ import ast
 import functools
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -227,6 +228,9 @@ def run_protocol(argv: Sequence[str], stdin: BinaryIO | None, stdout: BinaryIO) 
         from dci6_processing import log as logging_setup
 
         paths = mgr_paths()
+        if paths.root.is_dir():
+            # as BILLmanager starts modules: the vendor library opens var/ relative to the cwd
+            os.chdir(paths.root)
         logging_setup.configure(
             paths, command=command, item=options.get("item"), module=options.get("module")
         )
