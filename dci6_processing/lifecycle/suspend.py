@@ -1,4 +1,5 @@
-"""`suspend` / `resume`: the client's switch ports off / on. Both are safe to repeat."""
+"""`suspend` / `resume`: the client's switch ports off / on (resume also powers the server on
+if the status sync had powered it off). Both are safe to repeat."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import structlog
 
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.common import ServiceContext, client_server, run_on_service, step
-from dci6_processing.lifecycle.power import set_ports
+from dci6_processing.lifecycle.power import power_on, set_ports
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +25,9 @@ def _switch(inv: Invocation, *, enabled: bool) -> bytes | None:
         server = client_server(ctx)
         set_ports(ctx, server, enabled, required=True)
         step("ports_on" if enabled else "ports_off")
+        if enabled:
+            # the sync would power an Active service's server on anyway; the client need not wait
+            power_on(ctx, server)
         ctx.billing.post(ctx.item, "resume" if enabled else "suspend")
         log.info("service.resumed" if enabled else "service.suspended", server_id=server.id)
 

@@ -84,8 +84,10 @@ def test_suspend_resume_and_close_return_a_wiped_server(sandbox: Sandbox) -> Non
              if not c.get("is_ipmi_connection")]
     assert ports and all(c["admin_status"] == "down" for c in ports)
     ok(sandbox.run("suspend", item))  # harmless when repeated
+    sandbox.sim.update_server(server_id, power_status="off")  # as the status sync leaves it
     ok(sandbox.run("resume", item))
     assert sandbox.host.service(item).status == ACTIVE
+    assert sandbox.sim.server(server_id)["power_status"] == "on"
     ok(sandbox.run("close", item))
     record = sandbox.host.service(item)
     assert record.status == DELETED
