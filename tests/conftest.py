@@ -38,3 +38,15 @@ def mgr_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MgrPat
     root.mkdir()
     monkeypatch.setenv(ROOT_ENV, str(root))
     yield MgrPaths(root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_secrets() -> Iterator[None]:
+    """Secrets registered with the log are process-wide; a test's own (often short, like
+    "x") must not mask text in the next test."""
+    from dci6_processing import log
+
+    before = set(log._secrets)
+    yield
+    log._secrets.clear()
+    log._secrets.update(before)
