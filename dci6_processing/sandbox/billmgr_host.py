@@ -319,6 +319,15 @@ class BillmgrHost:
             if updated.rowcount == 0:
                 conn.execute(INSERT_ADDON, (item, intname, _text(value), *tuple(service)))
 
+    def change_tariff(self, item: int, pricelist: int) -> None:
+        """The client moves the service to another tariff: BILLmanager keeps the old one as
+        lastpricelist until the module applies the change (or rolls it back)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE item SET lastpricelist = pricelist, pricelist = ? WHERE id = ?",
+                (pricelist, item),
+            )
+
     def set_task_type(self, operation: str, name: str) -> None:
         """The task type BILLmanager answers for an operation ('' = no department)."""
         with self._write() as conn:

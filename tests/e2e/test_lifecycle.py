@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.e2e.conftest import CLIENT_EMAIL, CONFIGURATION, Sandbox
+from tests.e2e.conftest import CLIENT_EMAIL, CONFIGURATION, TARIFF, Sandbox, tariff_params
 
 ACTIVE, STOPPED, DELETED = 2, 3, 4
 
@@ -200,3 +200,82 @@ def test_a_service_exempted_by_the_admin_becomes_a_task(sandbox: Sandbox) -> Non
     assert any(task.item == item for task in sandbox.host.tasks())
     ok(sandbox.run("sync_item", item))
     assert sandbox.sim.requests == []
+
+
+def test_tariff_change_to_another_configuration_is_rolled_back(sandbox: Sandbox) -> None:
+    item = sandbox.order(115)
+    ok(sandbox.run("open", item))
+    server_id = sandbox.server_of(item)["id"]
+    sandbox.host.add_tariff(5, **tariff_params(configuration="E5-2690v4-128Gb-2x480SSD"))
+    sandbox.host.change_tariff(item, 5)
+    assert error_type(sandbox.run("setparam", item)) == "tariff_change_unsupported"
+    record = sandbox.host.service(item)
+    assert record.pricelist == TARIFF  # rolled back in BILLmanager
+    assert "service.changepricelist.rollback" in [f for f, _ in record.events]
+    assert sandbox.server_of(item)["id"] == server_id
+
+
+def test_most_similar_configuration_with_by_server_type_off(sandbox: Sandbox) -> None:
+    sandbox.host.add_module(2, url=sandbox.sim.url, username=sandbox.sim.admin_email,
+                            password=sandbox.sim.admin_password, by_server_type="off")
+    sandbox.host.add_tariff(6, **tariff_params(configuration="i9-9900K-128Gb-2x1024NVMe"))
+    sandbox.host.add_service(116, module=2, pricelist=6, account_id=7,
+                             params={"ostempl": "1"}, addons={"ip": "1"})
+    ok(sandbox.run("open", 116))
+    server = sandbox.server_of(116)
+    assert server["configuration"] == "i9-9900K-64Gb-2x1024NVMe"  # same CPU: the closest
+    tasks = [t for t in sandbox.host.tasks() if t.item == 116]
+    assert tasks and "i9-9900K-128Gb-2x1024NVMe" in tasks[0].comment
+
+
+def test_unverified_email_refused_when_the_tariff_asks(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(7, **tariff_params(check_email_verified="on"))
+    sandbox.host.add_client(9, "unverified@example.com", email_verified=False)
+    sandbox.host.add_service(117, module=1, pricelist=7, account_id=9, params={"ostempl": "1"},
+                             addons={"ip": "1"})
+    sandbox.sim.clear_requests()
+    assert error_type(sandbox.run("open", 117)) == "email_not_verified"
+    assert sandbox.sim.requests == []  # refused before touching the panel
+
+
+def test_temporary_ipv4_removed_after_install_when_asked(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(8, **tariff_params(temp_ipv4="on", remove_temp_ip="on"))
+    sandbox.host.add_service(118, module=1, pricelist=8, account_id=7, params={"ostempl": "1"},
+                             addons={"ip": "1"})
+    ok(sandbox.run("open", 118))
+    server = sandbox.server_of(118)
+    assert not [ip for ip in server["ip"] if ip.get("status") == "temporary"]
+    assert len(permanent_ips(server, "ipv4")) == 1
+
+
+def test_temporary_ipv4_kept_without_remove_option(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(9, **tariff_params(temp_ipv4="on"))
+    sandbox.host.add_service(119, module=1, pricelist=9, account_id=7, params={"ostempl": "1"},
+                             addons={"ip": "1"})
+    ok(sandbox.run("open", 119))
+    server = sandbox.server_of(119)
+    assert [ip for ip in server["ip"] if ip.get("status") == "temporary"]
+    # the temporary address is the panel's, not the client's: not recorded in BILLmanager
+    assert [a for _, a in sandbox.host.service(119).ips] == permanent_ips(server, "ipv4")
+
+
+def test_no_wait_install_reports_open_while_installing(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(10, **tariff_params(no_wait_install="on"))
+    sandbox.host.add_service(120, module=1, pricelist=10, account_id=7, params={"ostempl": "1"},
+                             addons={"ip": "1"})
+    sandbox.sim.hang_operations(kind="install", count=1)
+    ok(sandbox.run("open", 120))
+    assert sandbox.host.service(120).status == ACTIVE
+    assert sandbox.server_of(120)["operation"]["status"] == "running"
+
+
+def test_dont_manage_ips_keeps_the_servers_addresses(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(11, **tariff_params(dont_manage_ips="on"))
+    sandbox.host.add_service(121, module=1, pricelist=11, account_id=7, params={"ostempl": "1"},
+                             addons={"ip": "3"})
+    ok(sandbox.run("open", 121))
+    server = sandbox.server_of(121)
+    # none on the server: exactly one is added, whatever the order said
+    assert len(permanent_ips(server, "ipv4")) == 1
+    ok(sandbox.run("close", 121))
+    assert sandbox.host.service(121).ips == []
