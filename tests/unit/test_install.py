@@ -205,7 +205,7 @@ def run_launcher(launcher: Path, env: dict[str, str], *args: str) -> list[str]:
 
 
 class TestFilesForAnotherPrefix:
-    def test_cron_runs_sync_every_5_minutes_under_flock_into_the_log(
+    def test_cron_runs_sync_every_5_minutes_under_flock_mailing_only_failures(
         self, repo_root: Path, tmp_path: Path
     ) -> None:
         install_files(repo_root, tmp_path, "/opt/mgr5")
@@ -214,7 +214,8 @@ class TestFilesForAnotherPrefix:
         assert "/usr/local/mgr5" not in cron
         assert cron_entries(cron) == [
             "*/5 * * * * root flock -n /opt/mgr5/var/pmdci6.sync.lock "
-            "/opt/mgr5/processing/pmdci6 --command sync >>/opt/mgr5/var/pmdci6.log 2>&1"
+            "/opt/mgr5/processing/pmdci6 --command sync >/opt/mgr5/var/pmdci6.sync.last 2>&1"
+            " || cat /opt/mgr5/var/pmdci6.sync.last"
         ]
 
     def test_launcher_runs_its_own_trees_venv_with_that_root(
