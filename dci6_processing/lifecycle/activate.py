@@ -12,7 +12,7 @@ import string
 
 import structlog
 
-from dci6_processing.dci.models import Operation, OsFamily, OsTemplate, Server
+from dci6_processing.dci.models import IpFamily, Operation, OsFamily, OsTemplate, Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.claim import claim_server, ensure_client_user
@@ -26,7 +26,7 @@ from dci6_processing.lifecycle.power import (
     stop_foreign_operation,
     wait_operation,
 )
-from dci6_processing.lifecycle.resolve import resolve_os_template
+from dci6_processing.lifecycle.resolve import resolve_os_template, resolve_pool
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -45,6 +45,7 @@ def activate(ctx: ServiceContext) -> None:
     if tariff.check_email_verified and not ctx.service.client_email_verified:
         raise ModuleError(ErrorType.email_not_verified, object=ctx.service.client_email)
     template = _chosen_template(ctx)
+    _check_pools(ctx)
     user = ensure_client_user(ctx)
     step("user_ready")
     server = claim_server(ctx, user)
@@ -66,6 +67,15 @@ def _chosen_template(ctx: ServiceContext) -> OsTemplate:
         raise ModuleError(ErrorType.invalid_param, object="os_template", value="")
     return resolve_os_template(ctx.dci, ref, param="ostempl" if ctx.order.os_template
                                else "os_template")
+
+
+def _check_pools(ctx: ServiceContext) -> None:
+    """A tariff naming no pool, or one the panel lacks, fails before any server is touched."""
+    if ctx.tariff.dont_manage_ips:
+        return
+    resolve_pool(ctx.dci, ctx.tariff.ipv4_pool, family=IpFamily.V4, param="ipv4_pool")
+    if ctx.order.ipv6_count:
+        resolve_pool(ctx.dci, ctx.tariff.ipv6_pool, family=IpFamily.V6, param="ipv6_pool")
 
 
 def root_password(ctx: ServiceContext) -> str:

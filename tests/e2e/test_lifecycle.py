@@ -279,3 +279,13 @@ def test_dont_manage_ips_keeps_the_servers_addresses(sandbox: Sandbox) -> None:
     assert len(permanent_ips(server, "ipv4")) == 1
     ok(sandbox.run("close", 121))
     assert sandbox.host.service(121).ips == []
+
+
+def test_a_tariff_without_a_pool_fails_before_any_server_is_touched(sandbox: Sandbox) -> None:
+    sandbox.host.add_tariff(12, **tariff_params(ipv4_pool=""))
+    sandbox.host.add_service(122, module=1, pricelist=12, account_id=7, params={"ostempl": "1"},
+                             addons={"ip": "1"})
+    result = sandbox.run("open", 122)
+    assert error_type(result) == "invalid_param" and b"ipv4_pool" in result.stdout
+    assert not sandbox.host.service(122).params.get("dci_server_id")
+    assert not [s for s in sandbox.sim.servers() if s["owner_email"] == CLIENT_EMAIL]
