@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,7 @@ import structlog
 
 from dci6_processing.billing.port import BillingIp, PostEvent, SyncEntry
 from dci6_processing.errors import ErrorType, ModuleError
-from dci6_processing.log import register_secret
+from dci6_processing.log import redact, register_secret
 from dci6_processing.paths import MODULE_NAME, MgrPaths
 from dci6_processing.settings import ModuleSettings, Service, module_settings
 
@@ -78,6 +79,7 @@ ITEMTYPE = "dedic"
 CLIENT_USERS_SQL = "SELECT id, email FROM user WHERE account = %s ORDER BY id ASC"
 EMAIL_CONFIRMED_SQL = "SELECT email_confirmed FROM user WHERE id = %s"
 MODULES_SQL = "SELECT id FROM processingmodule WHERE module = %s ORDER BY id"
+MGRCTL_TIMEOUT = 120  # seconds; BILLmanager answers in well under one
 SERVER_HOLDERS_SQL = (
     "SELECT i.id FROM item i"
     " JOIN itemparam ip ON ip.item = i.id AND ip.intname = 'dci_server_id'"
@@ -219,6 +221,24 @@ class VendorBilling:
         misc = self._lib().misc
         return self._call(func, lambda: misc.Mgrctl(func, **kwargs))
 
+    def _mgrctl_secret(self, func: str, **kwargs: Any) -> None:
+        """What misc.Mgrctl does (mgrctl at the root, JSON out), logging nothing of the args."""
+        argv = [str(self.paths.mgrctl), "-m", "billmgr", func,
+                *[f"{key}={value}" for key, value in kwargs.items()], "out=bjson"]
+        try:
+            result = subprocess.run(argv, cwd=self.paths.root, capture_output=True, check=False,
+                                    timeout=MGRCTL_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ModuleError(ErrorType.billing_failed, func, type(exc).__name__) from None
+        reply: Any = None
+        try:
+            reply = json.loads(result.stdout or b"{}")
+        except ValueError:
+            reply = None
+        if result.returncode != 0 or not isinstance(reply, dict) or "error" in reply:
+            raise ModuleError(ErrorType.billing_failed, func, f"mgrctl exit {result.returncode}",
+                              detail=str(redact(result.stderr.decode(errors="replace")))[:500])
+
     def _query(self, what: str, sql: str, *args: Any) -> list[dict[str, Any]]:
         db = self._lib().db
         rows: list[dict[str, Any]] = self._call(what, lambda: list(db.db_query(sql, *args)))
@@ -325,8 +345,9 @@ class VendorBilling:
     def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
         if crypted:
             register_secret(value)
-            # not misc.save_param: the vendor logs the value it saves
-            self._mgrctl(
+            # neither misc.save_param (logs the value) nor misc.Mgrctl (the public copy logs the
+            # whole command line at debug level): a secret goes straight to mgrctl
+            self._mgrctl_secret(
                 "service.saveparam", sok="ok", elid=item, **{name: value}, crypted="on"
             )
         else:

@@ -187,6 +187,16 @@ def test_save_param(host: BillmgrHost, billing: VendorBilling) -> None:
     assert billing.service(ITEM).params["password"] == ROOT_PASSWORD
 
 
+def test_a_failed_secret_save_names_the_call_never_the_secret(
+    host: BillmgrHost, billing: VendorBilling
+) -> None:
+    with pytest.raises(ModuleError) as err:
+        billing.save_param(999_999, "password", ROOT_PASSWORD, crypted=True)
+    assert err.value.type is ErrorType.billing_failed
+    assert err.value.object == "service.saveparam"
+    assert ROOT_PASSWORD not in f"{err.value} {err.value.value} {err.value.detail}"
+
+
 def test_add_ip_fills_the_slot_first_then_adds_rows(
     host: BillmgrHost, billing: VendorBilling
 ) -> None:
