@@ -7,7 +7,9 @@ registered in cli.DISPATCH. Imports that reach the network stay inside the funct
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -237,7 +239,7 @@ def check_param(inv: Invocation) -> bytes | None:
         settings = billing.module_settings(service.module)
         tariff = parse(TariffOptions, service.tariff_raw)
         order = OrderAddons.from_billing(params, service.addons)
-        checker = TariffCheck(inv.dci(settings), settings)
+        checker = TariffCheck(inv.dci(settings), settings.location_id)
         checker.check_service(service.model_copy(update={"params": params}), tariff, order)
         log.info("service_checked", param=inv.param)
         return None
@@ -248,40 +250,66 @@ def check_param(inv: Invocation) -> bytes | None:
     tariff = parse(TariffOptions, {name: values[name] for name in TariffOptions.model_fields
                                    if name in values})
     settings = billing.module_settings(module)
-    TariffCheck(inv.dci(settings), settings).check_tariff(tariff, need_stock=True)
+    TariffCheck(inv.dci(settings), settings.location_id).check_tariff(tariff, need_stock=True)
     log.info("tariff_checked", configuration=tariff.configuration)
     return None
 
 
 class TariffCheck:
     """A tariff's and an order's references checked against one panel, resolved as the
-    lifecycle resolves them at order time (lifecycle.resolve)."""
+    lifecycle resolves them at order time (lifecycle.resolve). `checkparam` stops at the first
+    problem; `doctor` lists them all (`tariff_problems`)."""
 
-    def __init__(self, dci: DciClient, settings: ModuleSettings) -> None:
+    def __init__(self, dci: DciClient, location_id: int | None) -> None:
         self.dci = dci
-        self.settings = settings
+        self.location_id = location_id
         self._configurations: list[Configuration] | None = None
 
     def check_tariff(self, tariff: TariffOptions, *, need_stock: bool) -> None:
-        if tariff.owner_on_close is not None and not EMAIL.fullmatch(tariff.owner_on_close):
-            raise ModuleError(ErrorType.invalid_param, object="owner_on_close",
-                              value=tariff.owner_on_close)
-        self.check_location()
-        self.check_configuration(tariff.configuration, need_stock=need_stock)
+        for check in self._tariff_checks(tariff, need_stock=need_stock):
+            check()
+        # DCImanager's pool list carries no free count: room shows only when an address is taken
+        log.info("pool_room_unknown", detail="the panel's IP pool list has no free count")
+
+    def tariff_problems(self, tariff: TariffOptions, *, need_stock: bool) -> list[ModuleError]:
+        """Every way the tariff does not fit the panel, in the order checkparam checks."""
+        problems: list[ModuleError] = []
+        for check in self._tariff_checks(tariff, need_stock=need_stock):
+            try:
+                check()
+            except ModuleError as problem:
+                problems.append(problem)
+        return problems
+
+    def _tariff_checks(self, tariff: TariffOptions, *,
+                       need_stock: bool) -> list[Callable[[], object]]:
         from dci6_processing.lifecycle.resolve import resolve_os_template, resolve_pool
 
+        checks: list[Callable[[], object]] = [
+            lambda: self._check_owner_on_close(tariff),
+            self.check_location,
+            lambda: self.check_configuration(tariff.configuration, need_stock=need_stock),
+        ]
         if tariff.os_template:
-            resolve_os_template(self.dci, tariff.os_template, param="os_template")
+            checks.append(lambda: resolve_os_template(self.dci, tariff.os_template or "",
+                                                      param="os_template"))
         if not tariff.dont_manage_ips and not tariff.ipv4_pool:
-            raise ModuleError(ErrorType.invalid_param, object="ipv4_pool", value="",
-                              detail="addresses are managed and no IPv4 pool is set")
+            checks.append(lambda: _raise(ModuleError(
+                ErrorType.invalid_param, object="ipv4_pool", value="",
+                detail="addresses are managed and no IPv4 pool is set")))
         for param, ref, family in (("ipv4_pool", tariff.ipv4_pool, IpFamily.V4),
                                    ("ipv6_pool", tariff.ipv6_pool, IpFamily.V6),
                                    ("diag_pool", tariff.diag_pool, IpFamily.V4)):
             if ref:
-                resolve_pool(self.dci, ref, family=family, param=param)
-        # DCImanager's pool list carries no free count: room shows only when an address is taken
-        log.info("pool_room_unknown", detail="the panel's IP pool list has no free count")
+                checks.append(functools.partial(resolve_pool, self.dci, ref, family=family,
+                                                param=param))
+        return checks
+
+    @staticmethod
+    def _check_owner_on_close(tariff: TariffOptions) -> None:
+        if tariff.owner_on_close is not None and not EMAIL.fullmatch(tariff.owner_on_close):
+            raise ModuleError(ErrorType.invalid_param, object="owner_on_close",
+                              value=tariff.owner_on_close)
 
     def check_service(self, service: Service, tariff: TariffOptions, order: OrderAddons) -> None:
         from dci6_processing.lifecycle.common import owned_by
@@ -310,7 +338,7 @@ class TariffCheck:
                 raise ModuleError(ErrorType.server_in_use, object=str(server_id))
 
     def check_location(self) -> None:
-        location = self.settings.location_id
+        location = self.location_id
         if location is not None and all(loc.id != location for loc in self.dci.locations()):
             raise ModuleError(ErrorType.location_not_found, object="location_id",
                               value=str(location))
@@ -326,7 +354,7 @@ class TariffCheck:
                               value=f"available: {shown}")
         if not need_stock:
             return
-        location = self.settings.location_id
+        location = self.location_id
         if location is None:
             in_stock = configuration.free_server_count > 0
         else:
@@ -336,3 +364,7 @@ class TariffCheck:
         if not in_stock:
             raise ModuleError(ErrorType.no_free_server, object=name,
                               value=str(location or ""))
+
+
+def _raise(error: ModuleError) -> None:
+    raise error

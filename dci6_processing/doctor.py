@@ -25,7 +25,7 @@ from dci6_processing import log as module_log
 from dci6_processing.dci.client import DciClient, RouteProbe
 from dci6_processing.dci.errors import DciError
 from dci6_processing.dci.models import IpFamily
-from dci6_processing.errors import ModuleError
+from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.paths import mgr_paths
 from dci6_processing.settings import ModuleSettings, TariffOptions, parse
 
@@ -271,7 +271,9 @@ def _check_tariff(
     raw: Mapping[str, Any],
     free: Mapping[str, int],
 ) -> None:
-    from dci6_processing.lifecycle.resolve import resolve_os_template, resolve_pool
+    """The checks `checkparam` makes, every problem listed (the module's Location ID is
+    reported once, above)."""
+    from dci6_processing.catalogue import TariffCheck
 
     def flag(text: str) -> None:
         report.problem(f"tariff {name}: {text}", indent=4)
@@ -283,28 +285,22 @@ def _check_tariff(
     except ModuleError as exc:
         flag(f"{exc.object}: {exc.detail or exc.value}")
         return
-    if tariff.configuration not in free:
-        flag(f"configuration {tariff.configuration!r} is not on the panel")
-    elif free[tariff.configuration] == 0:
+    if free.get(tariff.configuration) == 0:
         report.line(f"    note: no free server of {tariff.configuration} right now")
-    checks: list[tuple[str, str | None, str | None]] = [
-        ("os_template", tariff.os_template, None),
-        ("ipv4_pool", tariff.ipv4_pool, IpFamily.V4),
-        ("ipv6_pool", tariff.ipv6_pool, IpFamily.V6),
-        ("diag_pool", tariff.diag_pool, IpFamily.V4),
-    ]
-    for param, ref, family in checks:
-        if not ref:
-            continue
-        try:
-            if family is None:
-                resolve_os_template(client, ref, param=param)
-            else:
-                resolve_pool(client, ref, family=family, param=param)
-        except DciError as exc:
-            flag(f"cannot check {param}: {exc.value}")
-        except ModuleError:
-            what = "OS template" if family is None else f"{family} pool"
-            flag(f"{param} {ref!r} names no {what} on the panel")
+    for problem in TariffCheck(client, None).tariff_problems(tariff, need_stock=False):
+        flag(_problem_text(problem))
     if len(report.problems) == before:
         report.line("    ok")
+
+
+def _problem_text(problem: ModuleError) -> str:
+    if isinstance(problem, DciError):
+        return f"cannot check: {problem.type.value}: {problem.value}"
+    if problem.type is ErrorType.configuration_not_found:
+        return f"configuration {problem.object!r} is not on the panel"
+    if problem.type is ErrorType.os_template_not_found:
+        return f"{problem.object} {problem.value!r} names no OS template on the panel"
+    if problem.type is ErrorType.ip_pool_not_found:
+        family = IpFamily.V6 if problem.object == "ipv6_pool" else IpFamily.V4
+        return f"{problem.object} {problem.value!r} names no {family} pool on the panel"
+    return f"{problem.object}: {problem.detail or problem.value}"

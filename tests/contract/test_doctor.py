@@ -69,10 +69,17 @@ def test_tariffs_naming_what_the_panel_lacks(sim: DciSimulator) -> None:
 
 def test_tariffs_from_a_file_as_a_list(sim: DciSimulator, tmp_path: Path) -> None:
     path = tmp_path / "tariffs.json"
-    path.write_text(json.dumps([{"name": "t1", "configuration": I9}]))
+    path.write_text(json.dumps([{"name": "t1", "configuration": I9, "ipv4_pool": "1"}]))
     result = run(sim, "--tariff-params", f"@{path}")
     assert result.exit_code == 0, result.output
     assert "tariff t1:\n    ok" in result.stdout
+
+
+def test_a_tariff_that_could_not_activate_is_flagged(sim: DciSimulator) -> None:
+    # the same checks as checkparam: managed addresses need an IPv4 pool
+    result = run(sim, "--tariff-params", json.dumps({"t2": {"configuration": I9}}))
+    assert result.exit_code == 1, result.output
+    assert "tariff t2: ipv4_pool: addresses are managed and no IPv4 pool is set" in result.stdout
 
 
 def test_bad_credentials(sim: DciSimulator) -> None:
