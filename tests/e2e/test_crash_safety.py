@@ -64,3 +64,25 @@ def test_close_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, step: s
     assert server["os_template"] is None
     assert server["power_status"] == "off"
     assert permanent_ips(server, "ipv4") == []
+
+
+CHANGE_STEPS = ["ip_added_to_server", "ips_assigned", "install_started", "install_done",
+                "changes_applied"]
+
+
+@pytest.mark.parametrize("step", CHANGE_STEPS)
+def test_setparam_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, step: str) -> None:
+    item = sandbox.order(203, addons={"ip": "1"}, params={"ostempl": "1"})
+    ok(sandbox.run("open", item))
+    server_id = sandbox.server_of(item)["id"]
+    sandbox.host.set_addon(item, "ip", "2")
+    sandbox.host.set_param(item, "ostempl", "4")
+    crash(sandbox, "setparam", item, step)
+    ok(sandbox.run("setparam", item))
+    record = sandbox.host.service(item)
+    server = sandbox.sim.server(server_id)
+    assert server["os_template"]["id"] == 4 and server["operation"]["status"] == "ok"
+    v4 = permanent_ips(server, "ipv4")
+    assert len(v4) == 2 and sorted(addr for _, addr in record.ips) == sorted(v4)
+    assert owned_by_client(sandbox) == [server_id]
+    assert "service.postsetparam" in [f for f, _ in record.events]
