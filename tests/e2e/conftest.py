@@ -33,6 +33,15 @@ class Sandbox:
                               addons={"ip": "1"} if addons is None else addons)
         return item
 
+    def order_on_tariff(self, item: int, tariff: int, *, account: int = CLIENT_ACCOUNT,
+                        addons: dict[str, str] | None = None, **options: str) -> int:
+        """A tariff like the default one but for `options`, and an order on it."""
+        self.host.add_tariff(tariff, **tariff_params(**options))
+        self.host.add_service(item, module=MODULE, pricelist=tariff, account_id=account,
+                              params={"ostempl": "1"},
+                              addons={"ip": "1"} if addons is None else addons)
+        return item
+
     def run(self, command: str, item: int | None = None, *extra: str,
             stdin: bytes | None = None, env: dict[str, str] | None = None) -> object:
         argv = ["--command", command]

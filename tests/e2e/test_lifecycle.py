@@ -229,19 +229,15 @@ def test_most_similar_configuration_with_by_server_type_off(sandbox: Sandbox) ->
 
 
 def test_unverified_email_refused_when_the_tariff_asks(sandbox: Sandbox) -> None:
-    sandbox.host.add_tariff(7, **tariff_params(check_email_verified="on"))
     sandbox.host.add_client(9, "unverified@example.com", email_verified=False)
-    sandbox.host.add_service(117, module=1, pricelist=7, account_id=9, params={"ostempl": "1"},
-                             addons={"ip": "1"})
+    sandbox.order_on_tariff(117, 7, account=9, check_email_verified="on")
     sandbox.sim.clear_requests()
     assert error_type(sandbox.run("open", 117)) == "email_not_verified"
     assert sandbox.sim.requests == []  # refused before touching the panel
 
 
 def test_temporary_ipv4_removed_after_install_when_asked(sandbox: Sandbox) -> None:
-    sandbox.host.add_tariff(8, **tariff_params(temp_ipv4="on", remove_temp_ip="on"))
-    sandbox.host.add_service(118, module=1, pricelist=8, account_id=7, params={"ostempl": "1"},
-                             addons={"ip": "1"})
+    sandbox.order_on_tariff(118, 8, temp_ipv4="on", remove_temp_ip="on")
     ok(sandbox.run("open", 118))
     server = sandbox.server_of(118)
     assert not [ip for ip in server["ip"] if ip.get("status") == "temporary"]
@@ -249,9 +245,7 @@ def test_temporary_ipv4_removed_after_install_when_asked(sandbox: Sandbox) -> No
 
 
 def test_temporary_ipv4_kept_without_remove_option(sandbox: Sandbox) -> None:
-    sandbox.host.add_tariff(9, **tariff_params(temp_ipv4="on"))
-    sandbox.host.add_service(119, module=1, pricelist=9, account_id=7, params={"ostempl": "1"},
-                             addons={"ip": "1"})
+    sandbox.order_on_tariff(119, 9, temp_ipv4="on")
     ok(sandbox.run("open", 119))
     server = sandbox.server_of(119)
     assert [ip for ip in server["ip"] if ip.get("status") == "temporary"]
@@ -260,9 +254,7 @@ def test_temporary_ipv4_kept_without_remove_option(sandbox: Sandbox) -> None:
 
 
 def test_no_wait_install_reports_open_while_installing(sandbox: Sandbox) -> None:
-    sandbox.host.add_tariff(10, **tariff_params(no_wait_install="on"))
-    sandbox.host.add_service(120, module=1, pricelist=10, account_id=7, params={"ostempl": "1"},
-                             addons={"ip": "1"})
+    sandbox.order_on_tariff(120, 10, no_wait_install="on")
     sandbox.sim.hang_operations(kind="install", count=1)
     ok(sandbox.run("open", 120))
     assert sandbox.host.service(120).status == ACTIVE
@@ -270,9 +262,7 @@ def test_no_wait_install_reports_open_while_installing(sandbox: Sandbox) -> None
 
 
 def test_dont_manage_ips_keeps_the_servers_addresses(sandbox: Sandbox) -> None:
-    sandbox.host.add_tariff(11, **tariff_params(dont_manage_ips="on"))
-    sandbox.host.add_service(121, module=1, pricelist=11, account_id=7, params={"ostempl": "1"},
-                             addons={"ip": "3"})
+    sandbox.order_on_tariff(121, 11, addons={"ip": "3"}, dont_manage_ips="on")
     ok(sandbox.run("open", 121))
     server = sandbox.server_of(121)
     # none on the server: exactly one is added, whatever the order said
@@ -282,9 +272,7 @@ def test_dont_manage_ips_keeps_the_servers_addresses(sandbox: Sandbox) -> None:
 
 
 def test_a_tariff_without_a_pool_fails_before_any_server_is_touched(sandbox: Sandbox) -> None:
-    sandbox.host.add_tariff(12, **tariff_params(ipv4_pool=""))
-    sandbox.host.add_service(122, module=1, pricelist=12, account_id=7, params={"ostempl": "1"},
-                             addons={"ip": "1"})
+    sandbox.order_on_tariff(122, 12, ipv4_pool="")
     result = sandbox.run("open", 122)
     assert error_type(result) == "invalid_param" and b"ipv4_pool" in result.stdout
     assert not sandbox.host.service(122).params.get("dci_server_id")
