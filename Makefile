@@ -34,9 +34,9 @@ check-python:
 venv: $(VENV_STAMP)
 
 # Rebuilt when pyproject.toml changes (new dependency or entry point).
-$(VENV_STAMP): pyproject.toml | check-python
+$(VENV_STAMP): pyproject.toml sandbox/pyproject.toml | check-python
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install $(PIP_INSTALL_ARGS) -e '.[dev]'
+	$(VENV)/bin/python -m pip install $(PIP_INSTALL_ARGS) -e '.[dev]' -e ./sandbox
 	touch $@
 
 test: $(VENV_STAMP)
@@ -44,10 +44,10 @@ test: $(VENV_STAMP)
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy dci6_processing
+	$(VENV)/bin/mypy dci6_processing sandbox/pmdci6_sandbox
 
 demo: $(VENV_STAMP)
-	$(VENV)/bin/pmdci6 demo
+	$(VENV)/bin/pmdci6-sandbox demo
 
 # Every script runs even when one fails, so one broken bench hides no other figures.
 bench: $(VENV_STAMP)
@@ -93,7 +93,7 @@ install-files:
 	mv '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp' '$(DESTDIR)$(CRONDIR)/$(MODULE)'
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build dist *.egg-info sandbox/build sandbox/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dci6_processing.sandbox.billmgr_host import BillmgrHost
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.billmgr_host import BillmgrHost
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 CONFIG = "EPYC-7302-256Gb-4x960SSD"
 

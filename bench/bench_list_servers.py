@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 import structlog
 
 from dci6_processing.dci.client import DciClient
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 PAGE_SIZES = (100, 500, 1000)
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import structlog
 
-from dci6_processing.sandbox.billmgr_host import BillmgrHost, LiveService
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.billmgr_host import BillmgrHost, LiveService
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 MODULE = 1
 TARIFF = 1

@@ -2,7 +2,8 @@
 
 With `--command` in argv it speaks BILLmanager's processing-module protocol: options in, one XML
 reply on stdout, exit 0 on success and 1 on failure (error XML on stdout, details in the log).
-Without it, it is a click group for people: `doctor`, `sandbox`, `demo`.
+Without it, it is a click group for people: `doctor`. (The sandbox is its own distribution,
+`pmdci6-sandbox`, never installed on a billing host.)
 
 `features` must stay fast: it imports no handler, no requests, no pydantic, no structlog.
 """
@@ -68,8 +69,6 @@ NEEDS_MODULE = frozenset({"get_server_config"})
 # Subcommands for people, registered only when their module is importable.
 SUBCOMMANDS: dict[str, str] = {
     "doctor": "dci6_processing.doctor:doctor_command",
-    "sandbox": "dci6_processing.sandbox.cli:sandbox_group",
-    "demo": "dci6_processing.sandbox.demo:demo_command",
 }
 
 _DIGITS = re.compile(r"[0-9]+")

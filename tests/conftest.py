@@ -30,6 +30,15 @@ def pmdci6_bin() -> Path:
     return script
 
 
+@pytest.fixture(scope="session")
+def sandbox_bin() -> Path:
+    """The sandbox distribution's console script (`pmdci6-sandbox dci`, `pmdci6-sandbox demo`)."""
+    script = Path(sys.executable).with_name("pmdci6-sandbox")
+    if not script.exists():
+        pytest.fail(f"{script} is missing: install the sandbox (make venv)")
+    return script
+
+
 @pytest.fixture
 def mgr_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MgrPaths]:
     """An empty BILLmanager root in tmp_path, exported as PMDCI6_MGR_ROOT for this test,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dci6_processing.dci.client import Backoff, DciClient
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from dci6_processing.dci.models import IpFamily
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import ROUTES
 from dci6_processing.errors import ErrorType
-from dci6_processing.sandbox.dcisim import DciSimulator, is_free
+from pmdci6_sandbox.dcisim import DciSimulator, is_free
 
 I9 = "i9-9900K-64Gb-2x1024NVMe"
 NO_SWITCH_SERVER = 38  # the default inventory's server without any switch connection
@@ -393,7 +393,7 @@ def test_endless_operation_times_out(
 
 
 def test_operation_on_a_positive_time_scale(tmp_path: Path) -> None:
-    from dci6_processing.sandbox.dcisim import Inventory
+    from pmdci6_sandbox.dcisim import Inventory
 
     with DciSimulator(Inventory.default(), time_scale=0.0005) as sim:  # 600 s -> 0.3 s
         client = DciClient(sim.url, sim.admin_email, sim.admin_password, timeout=5.0)

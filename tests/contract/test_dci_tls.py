@@ -18,7 +18,7 @@ from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import DciTlsError
 from dci6_processing.doctor import doctor_command
 from dci6_processing.errors import ErrorType
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from click.testing import CliRunner, Result
 
 from dci6_processing.doctor import doctor_command
 from dci6_processing.paths import ROOT_ENV
-from dci6_processing.sandbox.billmgr_host import BillmgrHost
-from dci6_processing.sandbox.dcisim import DciSimulator
+from pmdci6_sandbox.billmgr_host import BillmgrHost
+from pmdci6_sandbox.dcisim import DciSimulator
 
 I9 = "i9-9900K-64Gb-2x1024NVMe"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dci6_processing.sandbox.billmgr_host import BillmgrHost
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.billmgr_host import BillmgrHost
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 MODULE = 1
 TARIFF = 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from dci6_processing.sandbox.dcisim import Inventory
+from pmdci6_sandbox.dcisim import Inventory
 from tests.e2e.conftest import MODULE, Sandbox, running_sandbox, tariff_params
 
 SCARCE = "scarce-config-20"

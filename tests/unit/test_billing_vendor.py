@@ -14,7 +14,7 @@ from dci6_processing.billing.port import BillingIp, BillingPort
 from dci6_processing.billing.vendor import VendorBilling
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.paths import MgrPaths
-from dci6_processing.sandbox.billmgr_host import BillmgrHost
+from pmdci6_sandbox.billmgr_host import BillmgrHost
 
 PANEL_PASSWORD = "Panel-Only-S3cret"
 ROOT_PASSWORD = "Root-Only-S3cret"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dci6_processing.sandbox import store
-from dci6_processing.sandbox.billmgr_host import BillmgrHost
+from pmdci6_sandbox import store
+from pmdci6_sandbox.billmgr_host import BillmgrHost
 
 SECRET = "Sandbox-Only-S3cret!"
 

@@ -514,7 +514,7 @@ def test_main_without_command_runs_the_people_group(
 def test_check_connection_logs_in_with_exactly_the_given_values(
     monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths, right_password: bool, expected: str | None
 ) -> None:
-    from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+    from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
     with DciSimulator(Inventory.default(), time_scale=0.0) as sim:
         password = sim.admin_password if right_password else "not-the-admin-password"

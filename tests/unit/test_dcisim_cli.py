@@ -1,4 +1,4 @@
-"""`pmdci6 sandbox dci`: serves until stopped, never prints the admin password."""
+"""`pmdci6-sandbox dci`: serves until stopped, never prints the admin password."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 
-from dci6_processing.sandbox.cli import sandbox_group, write_secret_file
-from dci6_processing.sandbox.dcisim import Inventory
+from pmdci6_sandbox.cli import sandbox_group, write_secret_file
+from pmdci6_sandbox.dcisim import Inventory
 
 
 def read_banner(process: subprocess.Popen[str], lines: int, timeout: float = 30) -> list[str]:
@@ -42,10 +42,10 @@ def read_banner(process: subprocess.Popen[str], lines: int, timeout: float = 30)
     return banner
 
 
-def test_serves_prints_url_and_writes_the_password_0600(pmdci6_bin: Path, tmp_path: Path) -> None:
+def test_serves_prints_url_and_writes_the_password_0600(sandbox_bin: Path, tmp_path: Path) -> None:
     password_file = tmp_path / "admin-password"
     process = subprocess.Popen(
-        [str(pmdci6_bin), "sandbox", "dci", "--port", "0", "--servers", "300",
+        [str(sandbox_bin), "dci", "--port", "0", "--servers", "300",
          "--time-scale", "0", "--password-file", str(password_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -79,9 +79,9 @@ def test_serves_prints_url_and_writes_the_password_0600(pmdci6_bin: Path, tmp_pa
     assert password not in "\n".join(banner) + stdout + stderr
 
 
-def test_default_password_file_is_private_and_removed_on_stop(pmdci6_bin: Path) -> None:
+def test_default_password_file_is_private_and_removed_on_stop(sandbox_bin: Path) -> None:
     process = subprocess.Popen(
-        [str(pmdci6_bin), "sandbox", "dci"],
+        [str(sandbox_bin), "dci"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -95,13 +95,13 @@ def test_default_password_file_is_private_and_removed_on_stop(pmdci6_bin: Path) 
     assert not password_file.exists() and not password_file.parent.exists()
 
 
-def test_inventory_file_option(pmdci6_bin: Path, tmp_path: Path) -> None:
+def test_inventory_file_option(sandbox_bin: Path, tmp_path: Path) -> None:
     document = Inventory.default().to_document()
     document["servers"] = document["servers"][:5]
     inventory = tmp_path / "inventory.json"
     inventory.write_text(json.dumps(document))
     process = subprocess.Popen(
-        [str(pmdci6_bin), "sandbox", "dci", "--inventory", str(inventory),
+        [str(sandbox_bin), "dci", "--inventory", str(inventory),
          "--password-file", str(tmp_path / "pw")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

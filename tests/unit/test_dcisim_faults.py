@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 
 @pytest.fixture

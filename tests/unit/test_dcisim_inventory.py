@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dci6_processing.sandbox.dcisim import Inventory, InventoryError, is_free
-from dci6_processing.sandbox.dcisim.pools import AddressPool, AllocationRefused, PoolExhausted
+from pmdci6_sandbox.dcisim import Inventory, InventoryError, is_free
+from pmdci6_sandbox.dcisim.pools import AddressPool, AllocationRefused, PoolExhausted
 
 
 def test_default_inventory_matches_the_agreed_sandbox() -> None:
@@ -53,7 +53,7 @@ def test_default_inventory_matches_the_agreed_sandbox() -> None:
 
 
 def test_packaged_file_holds_no_password() -> None:
-    text = (Path(__file__).parents[2] / "dci6_processing/sandbox/inventory.json").read_text()
+    text = (Path(__file__).parents[2] / "sandbox/pmdci6_sandbox/inventory.json").read_text()
     assert "password" not in json.loads(text)["admin"]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 ROOT_PASSWORD = "Sandbox-Root-Pass-1"
 INSTALL: dict[str, Any] = {

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dci6_processing.sandbox.dcisim.query import (
+from pmdci6_sandbox.dcisim.query import (
     QuerySyntaxError,
     apply_orderby,
     parse_limit,

@@ -14,7 +14,7 @@ from dci6_processing.billing.port import SyncEntry
 from dci6_processing.billing.vendor import VendorBilling
 from dci6_processing.lifecycle.claim import SERVER_ID_PARAM
 from dci6_processing.lifecycle.reconcile import DRIFT_PARAM
-from dci6_processing.sandbox.billmgr_host import BillmgrHost, LiveService
+from pmdci6_sandbox.billmgr_host import BillmgrHost, LiveService
 
 MODULE = 1
 OTHER_MODULE = 2

@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dci6_processing.sandbox.dcisim.inventory import SERVER_FIELDS, Inventory
-from dci6_processing.sandbox.dcisim.pools import (
+from pmdci6_sandbox.dcisim.inventory import SERVER_FIELDS, Inventory
+from pmdci6_sandbox.dcisim.pools import (
     AddressPool,
     AllocationRefused,
     PoolExhausted,
     family_of,
 )
-from dci6_processing.sandbox.dcisim.query import (
+from pmdci6_sandbox.dcisim.query import (
     QuerySyntaxError,
     apply_orderby,
     parse_limit,

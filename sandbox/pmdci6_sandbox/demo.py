@@ -1,4 +1,4 @@
-"""`pmdci6 demo`: a whole order lifecycle on the sandbox, through the real binary, exactly as
+"""`pmdci6-sandbox demo`: a whole order lifecycle on the sandbox, through the real binary, exactly as
 BILLmanager would call it — printed as a timeline, with the hardware and billing state after
 every call, and checked at the end.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import click
 from lxml import etree
 
-from dci6_processing.sandbox.billmgr_host import BillmgrHost
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+from pmdci6_sandbox.billmgr_host import BillmgrHost
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 MODULE, TARIFF, ACCOUNT, ITEM = 1, 1, 7, 101
 CLIENT = "client@example.com"

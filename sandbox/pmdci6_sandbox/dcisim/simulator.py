@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 
 from dci6_processing.log import register_secret
-from dci6_processing.sandbox.dcisim.faults import Faults
-from dci6_processing.sandbox.dcisim.inventory import Inventory
-from dci6_processing.sandbox.dcisim.state import PanelError, PanelState
+from pmdci6_sandbox.dcisim.faults import Faults
+from pmdci6_sandbox.dcisim.inventory import Inventory
+from pmdci6_sandbox.dcisim.state import PanelError, PanelState
 
 log = structlog.get_logger(__name__)
 

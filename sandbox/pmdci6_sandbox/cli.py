@@ -1,4 +1,4 @@
-"""`pmdci6 sandbox ...`: run the sandbox's stand-ins by hand."""
+"""`pmdci6-sandbox ...`: run the sandbox's stand-ins by hand (`dci`: the simulator; `demo`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from dci6_processing.sandbox.dcisim import DciSimulator, Inventory, InventoryError
+from pmdci6_sandbox.dcisim import DciSimulator, Inventory, InventoryError
 
 
-@click.group("sandbox")
+@click.group("pmdci6-sandbox")
 def sandbox_group() -> None:
-    """Stand-ins for the sandbox: a DCImanager 6 simulator on loopback."""
+    """pmdci6's sandbox: a DCImanager 6 simulator on loopback and a whole-order demo."""
 
 
 def write_secret_file(path: Path, secret: str) -> None:
@@ -111,3 +111,10 @@ def dci_command(
         simulator.stop()
         if private_dir is not None:
             shutil.rmtree(private_dir, ignore_errors=True)
+
+
+def main() -> None:
+    from pmdci6_sandbox.demo import demo_command  # the demo needs the product; `dci` does not
+
+    sandbox_group.add_command(demo_command)
+    sandbox_group(prog_name="pmdci6-sandbox")

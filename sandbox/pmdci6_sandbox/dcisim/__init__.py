@@ -3,7 +3,7 @@
 It serves the project's DCImanager 6 API contract (`dcimanager6-api.md`, from ISPsystem's
 public API docs) so the real client, with its timeouts, retries and TLS options, is exercised:
 
-    from dci6_processing.sandbox.dcisim import DciSimulator, Inventory
+    from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
     with DciSimulator(Inventory.default(), time_scale=0.0) as sim:
         sim.url, sim.admin_email, sim.admin_password
@@ -64,11 +64,11 @@ What the spec leaves open, and what this simulator chose (a real panel may diffe
   not acted on; a slow request is acted on after its delay even if the client gave up.
 """
 
-from dci6_processing.sandbox.dcisim.faults import FaultPlan, Faults
-from dci6_processing.sandbox.dcisim.inventory import Inventory, InventoryError
-from dci6_processing.sandbox.dcisim.query import QuerySyntaxError
-from dci6_processing.sandbox.dcisim.simulator import ROUTES, DciSimulator, LoggedRequest, Route
-from dci6_processing.sandbox.dcisim.state import PanelError, is_free
+from pmdci6_sandbox.dcisim.faults import FaultPlan, Faults
+from pmdci6_sandbox.dcisim.inventory import Inventory, InventoryError
+from pmdci6_sandbox.dcisim.query import QuerySyntaxError
+from pmdci6_sandbox.dcisim.simulator import ROUTES, DciSimulator, LoggedRequest, Route
+from pmdci6_sandbox.dcisim.state import PanelError, is_free
 
 __all__ = [
     "ROUTES",

@@ -1,6 +1,6 @@
 """What a simulated panel starts with: admin, locations, OS templates, IP pools, users, servers.
 
-An inventory is plain JSON (see `dci6_processing/sandbox/inventory.json`). Omitted server
+An inventory is plain JSON (see `sandbox/pmdci6_sandbox/inventory.json`). Omitted server
 fields take the defaults of `normalize_server`; a server without `switch_connection` gets one
 data port and one IPMI port. The admin password is never stored in the packaged file: when an
 inventory gives none, a random sandbox-only password is made for it.
@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dci6_processing.sandbox.dcisim.pools import AddressPool
+from pmdci6_sandbox.dcisim.pools import AddressPool
 
 DEFAULT_DURATIONS = {"install": 600.0, "diag": 900.0, "power": 5.0}
 
@@ -90,7 +90,7 @@ class Inventory:
     @classmethod
     def default(cls) -> Inventory:
         """The hand-written sandbox inventory shipped with the package."""
-        text = resources.files("dci6_processing.sandbox").joinpath("inventory.json").read_text(
+        text = resources.files("pmdci6_sandbox").joinpath("inventory.json").read_text(
             encoding="utf-8"
         )
         return cls.from_document(json.loads(text))

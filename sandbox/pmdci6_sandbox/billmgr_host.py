@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dci6_processing.paths import ROOT_ENV, MgrPaths
-from dci6_processing.sandbox import store
-from dci6_processing.sandbox.store import MODULE_TYPE
+from pmdci6_sandbox import store
+from pmdci6_sandbox.store import MODULE_TYPE
 
 ITEMTYPE = "dedic"
 # params BILLmanager keeps crypted because the descriptor marks them crypted="yes"
@@ -92,11 +92,11 @@ class LiveService:
 
 
 def _vendor_source() -> Path:
-    return Path(str(resources.files("dci6_processing.sandbox"))) / "vendor" / "billmgr"
+    return Path(str(resources.files("pmdci6_sandbox"))) / "vendor" / "billmgr"
 
 
 def _mgrctl_source() -> Path:
-    return Path(str(resources.files("dci6_processing.sandbox"))) / "mgrctl"
+    return Path(str(resources.files("pmdci6_sandbox"))) / "mgrctl"
 
 
 def default_descriptor() -> Path | None:
