@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 

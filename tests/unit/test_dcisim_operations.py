@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 ROOT_PASSWORD = "Sandbox-Root-Pass-1"
