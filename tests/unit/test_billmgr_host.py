@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from pmdci6_sandbox import store
 from pmdci6_sandbox.billmgr_host import BillmgrHost
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 from click.testing import CliRunner
+
 from pmdci6_sandbox.cli import sandbox_group, write_secret_file
 from pmdci6_sandbox.dcisim import Inventory
 

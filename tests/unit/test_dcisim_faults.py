@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from pmdci6_sandbox.dcisim import ROUTES, DciSimulator, Inventory
 
 I9 = "i9-9900K-64Gb-2x1024NVMe"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from pmdci6_sandbox.dcisim import Inventory, InventoryError, is_free
 from pmdci6_sandbox.dcisim.pools import AddressPool, AllocationRefused, PoolExhausted
 

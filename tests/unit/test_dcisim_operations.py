@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 ROOT_PASSWORD = "Sandbox-Root-Pass-1"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pmdci6_sandbox.dcisim.query import (
     QuerySyntaxError,
     apply_orderby,
