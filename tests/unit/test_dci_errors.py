@@ -96,12 +96,16 @@ TABLE: list[tuple[str, int, dict[str, Any] | str | None, type[DciError], ErrorTy
 ]
 
 
+EVERY_CONDITION = pytest.mark.parametrize(("status", "body", "cls", "error_type"),
+                                          [row[1:] for row in TABLE],
+                                          ids=[row[0] for row in TABLE])
+
+
 def parsed(body: dict[str, Any] | str | None) -> Any:
     return body if isinstance(body, dict) else None  # what session.py hands over
 
 
-@pytest.mark.parametrize(("status", "body", "cls", "error_type"),
-                         [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
+@EVERY_CONDITION
 def test_the_mapping_function(status: int, body: dict[str, Any] | str | None,
                               cls: type[DciError], error_type: ErrorType) -> None:
     with pytest.raises(DciError) as caught:
@@ -124,8 +128,7 @@ def client() -> DciClient:
     return DciClient(URL, EMAIL, PASSWORD, backoff=0.0, retries_503=2)
 
 
-@pytest.mark.parametrize(("status", "body", "cls", "error_type"),
-                         [row[1:] for row in TABLE], ids=[row[0] for row in TABLE])
+@EVERY_CONDITION
 def test_through_the_client(panel: responses.RequestsMock, status: int,
                             body: dict[str, Any] | str | None, cls: type[DciError],
                             error_type: ErrorType) -> None:

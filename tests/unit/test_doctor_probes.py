@@ -3,37 +3,14 @@ apart from objects it lacks, and never a call that changes state."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import pytest
 import responses
 
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.routes import ROUTES
 from dci6_processing.doctor import probe_routes
+from tests.unit.test_dci_client import API, client, panel, server_json
 
-URL = "https://dci.example"
-API = f"{URL}/api"
-EMAIL = "admin@example.com"
-PASSWORD = "S3cret-pa55"
-
-
-@pytest.fixture
-def panel() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(f"{API}/auth/v4/public/token", status=201,
-                  json={"id": "6", "token": "6-abcdef", "expires_at": None, "confirmed": True})
-        yield mock
-
-
-@pytest.fixture
-def client() -> DciClient:
-    return DciClient(URL, EMAIL, PASSWORD, backoff=0.0)
-
-
-def server_json(server_id: int) -> dict[str, Any]:
-    return {"id": server_id, "name": f"srv{server_id}", "configuration": "cfg-a"}
+__all__ = ["client", "panel"]  # the client tests' fixtures: a logged-in mock panel
 
 
 def test_probe_routes(panel: responses.RequestsMock, client: DciClient) -> None:

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import responses
 from pydantic import SecretStr
 
 from dci6_processing.invocation import Invocation, dci_client
 from dci6_processing.paths import MgrPaths
 from dci6_processing.settings import ModuleSettings
+from tests.unit.test_dci_client import EMAIL, PASSWORD, URL, panel
 
-URL = "https://dci.example"
-EMAIL = "admin@example.com"
-PASSWORD = "S3cret-pa55"
-
-
-@pytest.fixture
-def panel() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(f"{URL}/api/auth/v4/public/token", status=201,
-                  json={"id": "6", "token": "6-abcdef", "expires_at": None, "confirmed": True})
-        yield mock
+__all__ = ["panel"]  # the client tests' fixture: a mock panel that lets anyone log in
 
 
 def settings(**fields: object) -> ModuleSettings:
