@@ -4,6 +4,7 @@ library `billmgr`, no `mgrctl` stand-in. Those live in the `pmdci6-sandbox` dist
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,16 +14,27 @@ import pytest
 
 from tests.unit.test_install import clean_env
 
-# Builds in the checkout's build/ like `make install`: never at the same time as it.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("checkout_build")]
+pytestmark = pytest.mark.slow  # a real build: a few seconds
 
 
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> list[str]:
+    """The wheel pip builds from a copy of the checkout's tracked files (a fresh clone, and
+    no build/ shared with `make install` running in another test worker)."""
+    source = tmp_path_factory.mktemp("clone")
+    tracked = subprocess.run(
+        ["git", "-C", str(repo_root), "ls-files", "-z", "--cached", "--others",
+         "--exclude-standard"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        if (repo_root / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo_root / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", ".", "-w", str(out)],
-        cwd=repo_root,
+        cwd=source,
         capture_output=True,
         text=True,
         env=clean_env(),
