@@ -2,7 +2,7 @@
 tune / get_server_config / check_param commands that fill BILLmanager's forms from the panel.
 
 Each command is `def name(inv: Invocation) -> bytes | None` (None prints `<doc><ok/></doc>`),
-registered in cli.DISPATCH. Imports that reach the network stay inside the functions.
+registered in commands.COMMANDS. Imports that reach the network stay inside the functions.
 """
 
 from __future__ import annotations
