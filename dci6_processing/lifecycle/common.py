@@ -23,7 +23,7 @@ from dci6_processing.billing.port import BillingPort
 from dci6_processing.bookkeeping import Param
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.models import Server, User
-from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.errors import ErrorType, LockBusy, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.steps import OperationSteps, Step, UndeclaredStep
 from dci6_processing.paths import MgrPaths
@@ -115,7 +115,7 @@ def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise ModuleError(ErrorType.server_busy, object=what) from None
+                    raise LockBusy(what) from None
                 time.sleep(0.05)
         yield
     finally:
