@@ -303,7 +303,7 @@ class TariffCheck:
         from dci6_processing.lifecycle.common import owned_by
         from dci6_processing.lifecycle.resolve import resolve_os_template
 
-        server_id = service.dci_server_id
+        server_id = service.bookkeeping.recorded_server()
         self.check_tariff(tariff, need_stock=server_id is None
                           and service.status == ServiceStatus.ordered)
         if order.os_template:

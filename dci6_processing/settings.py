@@ -9,7 +9,7 @@ via `parse()`; nothing else in the project catches pydantic errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import IntEnum
+from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -22,6 +22,8 @@ from pydantic import (
     field_validator,
 )
 
+from dci6_processing.billmanager import ServiceStatus as ServiceStatus  # re-exported
+from dci6_processing.bookkeeping import ServiceBookkeeping
 from dci6_processing.errors import ErrorType, ModuleError
 
 
@@ -169,6 +171,7 @@ class OrderAddons(_Settings):
     """What the client ordered on top of the tariff."""
 
     os_template: OptionalText = None  # `ostempl` param or an os/OS/ostemplate addon
+    hostname: OptionalText = None  # the `hostname` param the client typed (or we saved)
     ipv4_count: int = Field(default=1, ge=1, le=256)
     ipv6_count: int = Field(default=0, ge=0, le=256)
     ipv6_prefix: int = Field(default=128, ge=64, le=128)
@@ -186,7 +189,7 @@ class OrderAddons(_Settings):
                     return str(value)
             return None
 
-        raw: dict[str, Any] = {}
+        raw: dict[str, Any] = {"hostname": params.get("hostname")}
         os_choice = params.get("ostempl") or first(OS_ADDON_NAMES)
         if os_choice:
             raw["os_template"] = os_choice
@@ -208,16 +211,6 @@ def _whole_number(value: str) -> Any:
         return value  # pydantic reports it
 
 
-class ServiceStatus(IntEnum):
-    """BILLmanager item status codes."""
-
-    ordered = 1
-    active = 2
-    stopped = 3
-    deleted = 4
-    processing = 5
-
-
 class Service(BaseModel):
     """One BILLmanager service (item) as the lifecycle sees it."""
 
@@ -236,22 +229,19 @@ class Service(BaseModel):
     tariff_raw: dict[str, str] = Field(default_factory=dict)  # get_pricelist_params
     previous_pricelist: int | None = None  # lastpricelist, when a tariff change is pending
 
-    @property
+    # NOTE(13c): validated on first use, then kept: a service read only for its bookkeeping
+    # (the sync's) carries no tariff, and an invalid tariff must not stop a manual handover
+    @cached_property
     def tariff(self) -> TariffOptions:
         return parse(TariffOptions, self.tariff_raw)
 
-    @property
+    @cached_property
     def order(self) -> OrderAddons:
         return OrderAddons.from_billing(self.params, self.addons)
 
-    @property
-    def dci_server_id(self) -> int | None:
-        raw = (self.params.get("dci_server_id") or "").strip()
-        if not raw:
-            return None
-        if not raw.isdigit():
-            raise ModuleError(ErrorType.invalid_param, object="dci_server_id", value=raw)
-        return int(raw)
+    @cached_property
+    def bookkeeping(self) -> ServiceBookkeeping:
+        return ServiceBookkeeping.from_params(self.params)
 
 
 def module_settings(raw: Mapping[str, Any]) -> ModuleSettings:
