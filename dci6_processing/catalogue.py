@@ -44,12 +44,14 @@ def check_connection(inv: Invocation) -> bytes | None:
     register_secret(raw.get("password"))
     settings = parse(ModuleSettings, {name: raw[name] for name in LOGIN_PARAMS if name in raw})
     from dci6_processing.dci.client import DciClient
+    from dci6_processing.dci.overrides import panel_table
 
     client = DciClient(
         settings.url,
         settings.username,
         settings.password.get_secret_value(),
         verify=settings.tls_verify,
+        routes=panel_table(inv.paths, settings.url),
     )
     client.login()
     log.info("connection_checked", panel=settings.url, username=settings.username)
@@ -178,9 +180,10 @@ def _form_client(inv: Invocation, raw: dict[str, str]) -> DciClient | None:
         return None
     settings = parse(ModuleSettings, values)
     from dci6_processing.dci.client import DciClient
+    from dci6_processing.dci.overrides import panel_table
 
     return DciClient(settings.url, settings.username, settings.password.get_secret_value(),
-                     verify=settings.tls_verify)
+                     verify=settings.tls_verify, routes=panel_table(inv.paths, settings.url))
 
 
 def tune_pricelist(inv: Invocation) -> bytes | None:
