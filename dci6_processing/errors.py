@@ -21,6 +21,7 @@ class ErrorType(StrEnum):
     unknown_command = "unknown_command"
     invalid_param = "invalid_param"  # a setting/param out of range or malformed (object=name)
     internal = "internal"  # unexpected failure; details only in the log
+    bad_routes = "bad_routes"  # etc/pmdci6/routes.toml is invalid (object: file and route)
     # BILLmanager side
     billing_failed = "billing_failed"  # vendor library / mgrctl call failed
     service_not_found = "service_not_found"

@@ -37,12 +37,13 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from dci6_processing.dci.errors import (
     BadAnswer,
+    DciError,
     DciTlsError,
     DciUnreachable,
     clean_text,
     raise_from_response,
 )
-from dci6_processing.dci.routes import Route, route
+from dci6_processing.dci.routes import DEFAULT_TABLE, Route, RouteTable
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -140,7 +141,9 @@ class DciSession:
         backoff: float = 0.2,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        routes: RouteTable | None = None,
     ) -> None:
+        self._routes = routes if routes is not None else DEFAULT_TABLE
         self.base_url = url.strip().rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
             self.base_url = "https://" + self.base_url
@@ -179,7 +182,7 @@ class DciSession:
 
     def login(self) -> str:
         """A fresh token from the panel (the cache is refreshed, never consulted)."""
-        login_route = route("auth.token")
+        login_route = self._routes["auth.token"]
         path = login_route.path()
         response = self._send(login_route, path, None,
                               {"email": self.email, "password": self._password}, token=None)
@@ -299,7 +302,8 @@ class DciSession:
             try:
                 response = self._http.request(
                     target.method, self.base_url + path, params=dict(params or {}) or None,
-                    json=dict(body) if body is not None else None, headers=headers,
+                    json=target.panel_body(body) if body is not None else None,
+                    headers=headers,
                     timeout=self.timeout, verify=self.verify, allow_redirects=False,
                 )
             except requests.exceptions.SSLError as exc:
@@ -328,6 +332,24 @@ class DciSession:
                       ms=round((time.monotonic() - started) * 1000, 1))
             return response
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def get_document(self, url: str) -> requests.Response:
+        """GET a page of the panel that is not a route (its API description under
+        /swagger/), with the session's token, TLS settings and timeout; for doctor only."""
+        if urlsplit(url)[:2] != urlsplit(self.base_url)[:2]:
+            # the token goes only to the panel itself
+            raise DciError(f"{url} is not on the panel {self.base_url}", object=self.host,
+                           detail="api description elsewhere")
+        token = self._current_token()
+        headers = {BOX_HEADER: "true", XSRF_HEADER: token,
+                   "Cookie": f"{SESSION_COOKIE}={token}"}
+        try:
+            return self._http.get(url, headers=headers, timeout=self.timeout,
+                                  verify=self.verify, allow_redirects=False)
+        except requests.exceptions.RequestException as exc:
+            raise DciUnreachable(
+                clean_text(f"cannot fetch {url}: {_reason(exc)}", self._secrets()),
+                object=self.host, detail="api description") from None
 
 
 def _json_or_none(response: requests.Response) -> Any:

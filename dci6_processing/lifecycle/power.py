@@ -35,7 +35,7 @@ def set_ports(ctx: ServiceContext, server: Server, enabled: bool, *, required: b
     want = PortStatus.UP if enabled else PortStatus.DOWN
     if all((port.admin_status or "").lower() == want for port in ports):
         return False
-    ctx.dci.set_switch_ports(server.id, enabled)
+    ctx.dci.set_switch_ports(server.id, enabled, ports)
     log.info("ports.set", server_id=server.id, enabled=enabled)
     return True
 
