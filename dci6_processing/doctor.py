@@ -93,7 +93,7 @@ def doctor_command(
     try:
         client = DciClient(connection.url, connection.email, connection.password,
                            verify=connection.verify, timeout=timeout, retries_503=3)
-    except DciError as exc:
+    except ModuleError as exc:  # a bad URL (bad_url) or a missing CA bundle (tls_failed)
         raise click.ClickException(f"{exc.type.value}: {exc.object} {exc.value}") from None
     _header(report, client, connection)
     if _routes(report, client.probe_routes()):

@@ -17,6 +17,8 @@ class ErrorType(StrEnum):
     missing_option = "missing_option"  # e.g. --item not given for open
     unknown_command = "unknown_command"
     invalid_param = "invalid_param"  # a setting/param out of range or malformed (object=name)
+    bad_url = "bad_url"  # the module's DCImanager URL is not scheme://host[:port] (value: why)
+    bad_hostname = "bad_hostname"  # the order's hostname is not an RFC 1123 name
     internal = "internal"  # unexpected failure; details only in the log
     # BILLmanager side
     billing_failed = "billing_failed"  # vendor library / mgrctl call failed
@@ -27,6 +29,8 @@ class ErrorType(StrEnum):
     bad_credentials = "bad_credentials"
     panel_busy = "panel_busy"  # 503 after every retry
     panel_error = "panel_error"  # any other panel error: value carries the panel's message
+    panel_timeout = "panel_timeout"  # no complete answer within the request's deadline
+    panel_answer_too_large = "panel_answer_too_large"  # body past the size limit (object=route)
     not_found = "not_found"  # a panel object (server, user, ip) does not exist
     # choosing and owning a server
     no_free_server = "no_free_server"  # object=configuration

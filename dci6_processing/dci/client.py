@@ -42,7 +42,7 @@ from dci6_processing.dci.models import (
 )
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import ROUTES, Route, route
-from dci6_processing.dci.session import DciSession
+from dci6_processing.dci.session import MIB, DciSession, Limits
 from dci6_processing.errors import ErrorType
 from dci6_processing.log import register_secret
 
@@ -92,6 +92,14 @@ class RouteProbe:
     detail: str = ""
 
 
+def limits_of(settings: ModuleSettings) -> Limits:
+    """The module's transport settings as the session applies them."""
+    return Limits(connect_timeout=float(settings.connect_timeout),
+                  read_timeout=float(settings.read_timeout),
+                  deadline=float(settings.request_deadline),
+                  max_answer_bytes=settings.max_answer_mb * MIB)
+
+
 class DciClient:
     def __init__(
         self,
@@ -100,26 +108,30 @@ class DciClient:
         password: str,
         *,
         verify: bool | str = True,
-        timeout: float = 60.0,
+        timeout: float | None = None,
+        limits: Limits | None = None,
         token_cache_dir: Path | None = None,
         retries_503: int = 10,
         backoff: float = 0.2,
         session: requests.Session | None = None,
     ) -> None:
         self._session = DciSession(
-            url, email, password, verify=verify, timeout=timeout,
+            url, email, password, verify=verify, timeout=timeout, limits=limits,
             token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
             session=session,
         )
 
     @classmethod
-    def from_settings(cls, settings: ModuleSettings, paths: MgrPaths) -> DciClient:
+    def from_settings(cls, settings: ModuleSettings, paths: MgrPaths | None) -> DciClient:
+        """A client for the module's settings; without `paths`, no token cache (a client for
+        a form being typed: check_connection, tune_connection)."""
         return cls(
             settings.url,
             settings.username,
             settings.password.get_secret_value(),
             verify=settings.tls_verify,
-            token_cache_dir=paths.ensure_state_dir() / "tokens",
+            limits=limits_of(settings),
+            token_cache_dir=paths.ensure_state_dir() / "tokens" if paths is not None else None,
         )
 
     @property

@@ -57,6 +57,18 @@ class DciUnreachable(DciError):
     default_type = ErrorType.panel_unreachable
 
 
+class DeadlineExceeded(DciUnreachable):
+    """No complete answer within the logical request's deadline (retries included)."""
+
+    default_type = ErrorType.panel_timeout
+
+
+class AnswerTooLarge(DciError):
+    """The panel's answer grew past the size limit; reading stopped there."""
+
+    default_type = ErrorType.panel_answer_too_large
+
+
 class DciTlsError(DciError):
     default_type = ErrorType.tls_failed
 
