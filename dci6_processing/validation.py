@@ -49,7 +49,10 @@ def panel_url(raw: str) -> str:
         if bare:
             raise _bad_url(f"the scheme {bare.group(1)}: is not supported, use https://", text)
         text = "https://" + text
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. brackets around something that is not an IPv6 address
+        raise _bad_url("the host is not a host name or an IP address", text) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise _bad_url(f"the scheme {parts.scheme}:// is not supported, use https://", text)

@@ -538,7 +538,7 @@ def test_from_settings(tmp_path: Path, panel: responses.RequestsMock) -> None:
     client = DciClient.from_settings(settings, paths)
     assert client.url == URL
     client.login()
-    token_files = list((paths.state_dir / "tokens").iterdir())
+    token_files = list((paths.state_dir / "tokens").glob("*.json"))
     assert len(token_files) == 1
 
 
