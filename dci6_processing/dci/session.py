@@ -12,6 +12,7 @@ What the spec's "Transport" section asks, in one place:
 - HTTP 503 (the platform waking a suspended service): retried with a short growing backoff
   (or the panel's `Retry-After`, capped at MAX_RETRY_AFTER) for GET, POST and DELETE,
   `retries_503` tries in all and never past the deadline, then DciBusy;
+- every answer >= 400 becomes its typed error in `errors.raise_from_response` (one place);
 - a dropped connection is retried a couple of times for GET only (a POST may have landed);
 - timeouts as a pair plus a deadline (`Limits`): connecting (10 s), waiting for the next
   bytes (60 s), and one deadline per logical request (120 s) that covers every retry, the
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import requests
@@ -49,14 +50,12 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from dci6_processing.dci.errors import (
     AnswerTooLarge,
-    DciAuthError,
-    DciBusy,
-    DciError,
+    BadAnswer,
     DciTlsError,
     DciUnreachable,
     DeadlineExceeded,
-    classify,
     clean_text,
+    raise_from_response,
 )
 from dci6_processing.dci.routes import Route, route
 from dci6_processing.log import register_secret
@@ -67,6 +66,8 @@ log = structlog.get_logger(__name__)
 XSRF_HEADER = "x-xsrf-token"
 SESSION_COOKIE = "ses6"
 BOX_HEADER = "isp-box-instance"
+DEFAULT_TIMEOUT = 60.0  # seconds per request, as ISPsystem's PHP library
+DEFAULT_503_TRIES = 10  # ISPsystem's own example
 MAX_503_DELAY = 2.0
 DROPPED_GET_RETRIES = 2
 DROPPED_RETRY_DELAY = 0.1
@@ -228,7 +229,7 @@ class DciSession:
         timeout: float | None = None,
         limits: Limits | None = None,
         token_cache_dir: Path | None = None,
-        retries_503: int = 10,
+        retries_503: int = DEFAULT_503_TRIES,
         backoff: float = 0.2,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -291,18 +292,16 @@ class DciSession:
 
     def _login(self) -> str:
         login_route = route("auth.token")
-        response = self._send(login_route, login_route.path(), None,
+        path = login_route.path()
+        response = self._send(login_route, path, None,
                               {"email": self.email, "password": self._password}, token=None)
         if response.status_code in (401, 403):
-            error = classify(401, _json_or_none(response), subject=self.email,
-                             secrets=self._secrets(), detail="login refused")
-            raise DciAuthError(error.value, object=self.email, http_status=response.status_code,
-                               code=error.code, panel_msg=error.panel_msg, detail="login refused")
-        body = self._body(login_route, response, subject=self.host)
+            self._raise(login_route, path, response, subject=self.email, detail="login refused")
+        body = self._body(login_route, path, response, subject=self.host)
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise DciError("login answer has no token", object=self.host,
-                           http_status=response.status_code)
+            raise BadAnswer("login answer has no token", object=self.host,
+                            http_status=response.status_code)
         register_secret(token)
         self._token = token
         if self._cache is not None:
@@ -354,10 +353,7 @@ class DciSession:
             self._clock() + self.limits.deadline)
         remaining = deadline - self._clock()
         if remaining <= 0:
-            raise DeadlineExceeded(
-                f"no complete answer from {self.host} within the "
-                f"{self.limits.deadline:g} s deadline", object=target.name,
-                detail=f"{target.name}: deadline {self.limits.deadline:g} s")
+            raise DeadlineExceeded(route=target.name, seconds=self.limits.deadline)
         return remaining
 
     def _call(
@@ -381,26 +377,31 @@ class DciSession:
             token = self._login()
             response = self._send(target, path, params, body, token=token)
             if response.status_code == 401:
-                error = classify(401, _json_or_none(response), subject=self.email,
-                                 secrets=self._secrets(), detail="fresh token rejected")
-                raise error
-        return self._body(target, response, subject=what)
+                self._raise(target, path, response, subject=self.email,
+                            detail="fresh token rejected")
+        return self._body(target, path, response, subject=what)
 
-    def _body(self, target: Route, response: requests.Response, *, subject: str) -> Any:
+    def _body(self, target: Route, path: str, response: requests.Response, *,
+              subject: str) -> Any:
         if response.status_code >= 400:
-            raise classify(
-                response.status_code, _json_or_none(response), subject=subject,
-                secrets=self._secrets(),
-                detail=f"{target.method} {target.name} -> HTTP {response.status_code}",
-            )
+            self._raise(target, path, response, subject=subject)
         if not response.content:
             return {}
         try:
             return response.json()
         except ValueError:
-            raise DciError("the panel's answer is not JSON", object=subject,
-                           http_status=response.status_code,
-                           detail=f"{target.name}: non-JSON body") from None
+            raise BadAnswer("the panel's answer is not JSON", object=subject,
+                            http_status=response.status_code,
+                            detail=f"{target.name}: non-JSON body") from None
+
+    def _raise(self, target: Route, path: str, response: requests.Response, *,
+               subject: str, detail: str = "") -> NoReturn:
+        """The typed error for an answer >= 400 (errors.raise_from_response maps it)."""
+        raise_from_response(
+            response.status_code, _json_or_none(response), route=target.name,
+            method=target.method, path=path, subject=subject, secrets=self._secrets(),
+            detail=detail,
+        )
 
     def _send(
         self,
@@ -426,11 +427,8 @@ class DciSession:
                     break
                 log.info("dci.busy.retry", route=target.name, attempt=attempt + 1, delay=delay)
                 self._sleep(delay)
-        error = classify(503, _json_or_none(response), subject=self.host,
-                         secrets=self._secrets(),
-                         detail=f"{target.name}: 503 after {attempt + 1} tries")
-        raise DciBusy(error.value, object=self.host, http_status=503, code=error.code,
-                      panel_msg=error.panel_msg, detail=error.detail)
+        self._raise(target, path, response, subject=self.host,
+                    detail=f"{target.name}: 503 after {attempt + 1} tries")
 
     def _transmit(
         self,
@@ -529,11 +527,8 @@ class DciSession:
         response._content = bytes(body)  # requests' own slot: .content / .json() use it
 
     def _too_large(self, target: Route, response: requests.Response) -> AnswerTooLarge:
-        limit_mib = self.limits.max_answer_bytes / MIB
-        return AnswerTooLarge(
-            f"the answer to {target.method} {target.name} is larger than {limit_mib:g} MiB",
-            object=target.name, http_status=response.status_code,
-            detail=f"{target.name}: body past {self.limits.max_answer_bytes} bytes")
+        return AnswerTooLarge(route=target.name, limit=self.limits.max_answer_bytes,
+                              http_status=response.status_code)
 
 
 def _tighten_socket(raw: Any, seconds: float) -> None:
