@@ -319,8 +319,9 @@ def test_limits_come_from_the_module_settings() -> None:
     settings = module_settings({"url": URL, "username": EMAIL, "password": RIGHT,
                                 "connect_timeout": "3", "read_timeout": "", "request_deadline":
                                 "30", "max_answer_mb": "8"})
-    assert dci_client(settings)._session.limits == Limits(connect_timeout=3, read_timeout=60, deadline=30,
-                                         max_answer_bytes=8 * MIB)
+    limits = dci_client(settings)._session.limits
+    assert limits == Limits(connect_timeout=3, read_timeout=60, deadline=30,
+                            max_answer_bytes=8 * MIB)
     with pytest.raises(ModuleError) as caught:
         module_settings({"url": URL, "username": EMAIL, "password": RIGHT,
                          "request_deadline": "0"})
