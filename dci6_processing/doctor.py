@@ -143,7 +143,7 @@ def doctor_command(
     try:
         client = dci_client(connection.settings, verify=connection.verify, timeout=timeout,
                             retries_503=3, routes=table)
-    except DciError as exc:
+    except ModuleError as exc:  # a bad URL (bad_url) or a missing CA bundle (tls_failed)
         raise click.ClickException(f"{exc.type.value}: {exc.object} {exc.value}") from None
     _header(report, client, connection)
     api: api_check.ApiCheck | None = None

@@ -28,6 +28,10 @@ CONNECTION_PARAMS: tuple[tuple[str, bool], ...] = (
     ("diagtimeout", False),
     ("installtimeout_linux", False),
     ("installtimeout_windows", False),
+    ("connect_timeout", False),
+    ("read_timeout", False),
+    ("request_deadline", False),
+    ("max_answer_mb", False),
 )
 
 # Children of a form document that are not field values (tune_* commands echo whole forms).

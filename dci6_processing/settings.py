@@ -25,6 +25,7 @@ from pydantic import (
 from dci6_processing.billmanager import ServiceStatus as ServiceStatus  # re-exported
 from dci6_processing.bookkeeping import ServiceBookkeeping
 from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.validation import panel_url
 
 
 def _switch(value: Any) -> bool:
@@ -50,6 +51,7 @@ Switch = Annotated[bool, BeforeValidator(_switch)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 Minutes = Annotated[int, Field(ge=1, le=720)]
+Seconds = Annotated[int, Field(ge=1, le=3600)]
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -88,16 +90,17 @@ class ModuleSettings(_Settings):
     diagtimeout: Minutes = 60
     installtimeout_linux: Minutes = 60
     installtimeout_windows: Minutes = 120
+    # transport limits (dci.session.Limits): seconds, and MiB for one answer
+    connect_timeout: Seconds = 10
+    read_timeout: Seconds = 60
+    request_deadline: Seconds = 120
+    max_answer_mb: Annotated[int, Field(ge=1, le=4096)] = 64
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            value = "https://" + value
-        if value in ("https://", "http://"):
-            raise ValueError("URL is empty")
-        return value
+        # ModuleError(bad_url) passes through pydantic as it is: the message says what is wrong
+        return panel_url(value)
 
     @field_validator("username")
     @classmethod
@@ -244,8 +247,15 @@ class Service(BaseModel):
         return ServiceBookkeeping.from_params(self.params)
 
 
+# module params an admin may leave empty to get the default
+DEFAULTED_WHEN_BLANK = frozenset({
+    "diagtimeout", "installtimeout_linux", "installtimeout_windows",
+    "connect_timeout", "read_timeout", "request_deadline", "max_answer_mb",
+})
+
+
 def module_settings(raw: Mapping[str, Any]) -> ModuleSettings:
     """Module params with blank timeouts meaning their defaults."""
-    timeouts = ("diagtimeout", "installtimeout_linux", "installtimeout_windows")
-    cleaned = {k: v for k, v in raw.items() if k not in timeouts or v not in (None, "")}
+    cleaned = {k: v for k, v in raw.items() if k not in DEFAULTED_WHEN_BLANK
+               or v not in (None, "")}
     return parse(ModuleSettings, cleaned)

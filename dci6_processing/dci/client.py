@@ -48,7 +48,7 @@ from dci6_processing.dci.models import (
 )
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import DEFAULT_TABLE, Route, RouteTable
-from dci6_processing.dci.session import DEFAULT_503_TRIES, DEFAULT_TIMEOUT, DciSession
+from dci6_processing.dci.session import DEFAULT_503_TRIES, DciSession, Limits
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -89,7 +89,8 @@ class DciClient:
         password: str,
         *,
         verify: bool | str = True,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
+        limits: Limits | None = None,
         token_cache_dir: Path | None = None,
         retries_503: int = DEFAULT_503_TRIES,
         backoff: float = 0.2,
@@ -98,7 +99,7 @@ class DciClient:
     ) -> None:
         self.routes: RouteTable = routes if routes is not None else DEFAULT_TABLE
         self._session = DciSession(
-            url, email, password, verify=verify, timeout=timeout,
+            url, email, password, verify=verify, timeout=timeout, limits=limits,
             token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
             session=session, routes=self.routes,
         )
