@@ -83,7 +83,7 @@ def activate(ctx: ServiceContext) -> None:
     step(PORTS_ON)
     power_on(ctx, server)
     step(POWERED_ON)
-    stop_foreign_operation(ctx, server)
+    stop_foreign_operation(ctx, server, ours=OperationKind.INSTALL)
     step(OPERATION_STOPPED)
     ips = ensure_ips(ctx, ctx.dci.server(server.id))
     server = install_os(ctx, ctx.dci.server(server.id), template)
