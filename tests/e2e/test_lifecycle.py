@@ -304,3 +304,34 @@ def test_close_right_after_a_no_wait_open_stops_the_install_and_wipes(sandbox: S
     assert permanent_ips(server, "ipv4") == []
     assert is_free(server)
     assert sandbox.host.service(123).status == DELETED
+
+
+def _panel_changes(sandbox: Sandbox) -> list[str]:
+    return [r.route for r in sandbox.sim.requests if r.method != "GET" and r.route != "auth.token"]
+
+
+def test_a_bad_hostname_fails_open_before_the_panel_is_touched(sandbox: Sandbox) -> None:
+    item = sandbox.order(124, params={"ostempl": "2", "hostname": "web_01.example.com"})
+    before = sandbox.sim.servers()
+    sandbox.sim.clear_requests()
+    result = sandbox.run("open", item)
+    assert error_type(result) == "bad_hostname" and b"web_01.example.com" in result.stdout
+    assert sandbox.sim.servers() == before
+    assert _panel_changes(sandbox) == []
+    record = sandbox.host.service(item)
+    assert record.status != ACTIVE and "dci_server_id" not in record.params
+    assert record.events == []  # nothing written in BILLmanager either
+
+
+def test_a_bad_hostname_fails_setparam_before_anything_changes(sandbox: Sandbox) -> None:
+    item = sandbox.order(125, params={"ostempl": "1", "hostname": "srv125.example.com"})
+    ok(sandbox.run("open", item))
+    sandbox.host.set_addon(item, "ip", "2")
+    sandbox.host.set_param(item, "ostempl", "4")
+    sandbox.host.set_param(item, "hostname", "-bad-.example.com")
+    before, events = sandbox.sim.servers(), sandbox.host.service(item).events
+    sandbox.sim.clear_requests()
+    assert error_type(sandbox.run("setparam", item)) == "bad_hostname"
+    assert sandbox.sim.servers() == before
+    assert _panel_changes(sandbox) == []
+    assert sandbox.host.service(item).events == events
