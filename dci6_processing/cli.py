@@ -46,6 +46,19 @@ DISPATCH: dict[str, str] = {
     "setparam": "dci6_processing.lifecycle.change:change_service",
     "sync_item": "dci6_processing.lifecycle.reconcile:sync_item",
     "sync": "dci6_processing.lifecycle.reconcile:sync_modules",
+    "reboot": "dci6_processing.lifecycle.client_power:reboot_service",
+    "start": "dci6_processing.lifecycle.client_power:start_service",
+    "stop": "dci6_processing.lifecycle.client_power:stop_service",
+    # "Go to panel": the anchor "#id-Созданиемодулейобработки-transition_controlpanel" of
+    # ISPsystem's "Creating processing modules" page, cited by ISPsystem's own module
+    # github.com/ISPsystemLLC/billmanager processing/game_server/bill-pter-bridge/commands/
+    # _transition_control_panel.py, which registers Feature.TRANSITION_CONTROL_PANEL (vendor
+    # billmgr.modules.processing, not public) for `transition_control_panel(item, panelkey)`;
+    # the C++ base has `TransitionControlPanel(const int iid, const string& panel_key)`
+    # (processing/certificate/sslstore/module.h). So `--command transition_controlpanel
+    # --item N [--panelkey K]` (the option's spelling is inferred; one panel needs no key).
+    # This key is the one place the name lives.
+    "transition_controlpanel": "dci6_processing.lifecycle.panel_access:transition_control_panel",
 }
 
 # Run from cron by this module's own entry, never by BILLmanager: not announced in features.
@@ -60,10 +73,13 @@ TAKES_STDIN = frozenset(
     }
 )
 # BILLmanager's maintenance switch covers these (plus prolong and stat, which we do not run).
+# ... and the client's power buttons, which act on the server like the others
 DO_NOTHING_COMMANDS = frozenset(
-    {"open", "resume", "suspend", "close", "prolong", "sync_item", "sync", "stat"}
+    {"open", "resume", "suspend", "close", "prolong", "sync_item", "sync", "stat",
+     "reboot", "start", "stop"}
 )
-NEEDS_ITEM = frozenset({"open", "suspend", "resume", "close", "setparam", "sync_item"})
+NEEDS_ITEM = frozenset({"open", "suspend", "resume", "close", "setparam", "sync_item",
+                        "reboot", "start", "stop", "transition_controlpanel"})
 NEEDS_MODULE = frozenset({"get_server_config"})
 
 # Subcommands for people, registered only when their module is importable.

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from dci6_processing.errors import ModuleError
 from dci6_processing.settings import ModuleSettings, Service
 
-PostEvent = Literal["open", "suspend", "resume", "close", "setparam"]
+PostEvent = Literal["open", "suspend", "resume", "close", "setparam", "reboot", "start", "stop"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class SyncEntry:
     dci_server_id: str  # the raw service param; "" when no server was recorded
     addresses: frozenset[str]  # the service's filled IP rows
     drift_note: str = ""  # what a sync last reported on the service (param `dci_drift`)
+    client_stopped: bool = False  # the client powered the server off (param `dci_power_wish`)
 
 
 class BillingPort(Protocol):

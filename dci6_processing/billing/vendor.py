@@ -91,13 +91,16 @@ SERVER_HOLDERS_SQL = (
 SYNC_SERVER_PARAM = "dci_server_id"
 SYNC_DRIFT_PARAM = "dci_drift"
 SYNC_MANUAL_PARAM = "dci_manual"
+SYNC_POWER_WISH_PARAM = "dci_power_wish"
+POWER_WISH_OFF = "off"
 # a live service: an item of the module without a parent (addons are child items), active or
 # stopped; every query below repeats it
 SYNC_SERVICES_SQL = (
     "SELECT i.id, i.status, i.pricelist, i.account,"
     " (SELECT u.email FROM user u WHERE u.account = i.account ORDER BY u.id LIMIT 1) AS email,"
     " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS server_id,"
-    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note,"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS power_wish"
     " FROM item i"
     " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
     # a service an admin exempted from automation (param dci_manual=on) is not synced
@@ -125,6 +128,8 @@ _VENDOR_POST = {
     "resume": "postresume",
     "close": "postclose",
     "setparam": "postsetparam",
+    "reboot": "postreboot",  # the public copy has postreboot and poststart, no poststop
+    "start": "poststart",
 }
 
 
@@ -257,7 +262,8 @@ class VendorBilling:
         if info.get("processingmodule") is None:
             raise ModuleError(ErrorType.billing_failed, "processingmodule", str(item))
         params = {k: _text(v) for k, v in self._misc("itemparams", item).items()}
-        register_secret(params.get("password", ""))
+        for secret in ("password", "panel_password"):  # the crypted service params
+            register_secret(params.get(secret, ""))
         addons = {k: _text(v[0]) for k, v in self._misc("itemaddons", item).items()}
         pricelist = int(info["pricelist"])
         tariff = {k: _text(v) for k, v in self._misc("get_pricelist_params", pricelist).items()}
@@ -314,8 +320,8 @@ class VendorBilling:
         only = SYNC_ONE_ITEM if item is not None else ""
         one: tuple[int, ...] = (item,) if item is not None else ()
         rows = self._query("item", SYNC_SERVICES_SQL + only + " ORDER BY i.id",
-                           SYNC_SERVER_PARAM, SYNC_DRIFT_PARAM, module, SYNC_MANUAL_PARAM,
-                           *one)
+                           SYNC_SERVER_PARAM, SYNC_DRIFT_PARAM, SYNC_POWER_WISH_PARAM, module,
+                           SYNC_MANUAL_PARAM, *one)
         addresses: dict[int, set[str]] = {}
         ip_sql = SYNC_ADDON_IPS_SQL + only + " UNION ALL " + SYNC_OWN_IPS_SQL + only
         for row in self._query("ip", ip_sql, module, *one, module, *one):
@@ -330,6 +336,7 @@ class VendorBilling:
                 dci_server_id=_text(row["server_id"]).strip(),
                 addresses=frozenset(addresses.get(int(row["id"]), ())),
                 drift_note=_text(row["drift_note"]),
+                client_stopped=_text(row["power_wish"]).strip() == POWER_WISH_OFF,
             )
             for row in rows
         ]
