@@ -2,12 +2,12 @@
 
 The guide's rule: an Active service's server is powered on (switch ports up) — unless its
 client powered it off with `stop` (lifecycle.client_power): that one stays off, counted as
-`client_stopped`; a Stopped service's server is powered off (ports down, as suspend left
-them). What cannot be fixed without guessing — the server gone, owned by someone else, holding
-other addresses than BILLmanager records — is reported in the log and as the service's status
-message, and nothing of that service is touched (Tenantos). A server in maintenance mode or busy with an operation
-is left alone until a later run. A transient panel error never changes anything: it counts
-as failed and the next run tries again (VirtFusion).
+`client_stopped`; a Stopped service's server is powered off (ports down, as suspend left them).
+What cannot be fixed without guessing — the server gone, owned by someone else, holding other
+addresses than BILLmanager records — is reported in the log and as the service's status
+message, and nothing of that service is touched (Tenantos). A server in maintenance mode or
+busy with an operation is left alone until a later run. A transient panel error never changes
+anything: it counts as failed and the next run tries again (VirtFusion).
 
 The cron `sync` stays cheap for thousands of services: billing is read in bulk, the panel's
 servers are listed once per module page by page, every decision is taken from that listing,

@@ -377,7 +377,7 @@ def test_request_log(sim: DciSimulator, panel: Panel) -> None:
 
 def test_every_route_has_a_distinct_name() -> None:
     names = [route.name for route in ROUTES]
-    assert len(names) == len(set(names)) == 21
+    assert len(names) == len(set(names)) == 22
 
 
 def test_large_inventory_lists_in_pages() -> None:
