@@ -104,7 +104,9 @@ def test_login_with_malformed_body(sim: DciSimulator, body: bytes) -> None:
 
 
 def _sample_path(route_path: str) -> str:
-    text = route_path.replace("(?P<server_id>[0-9]+)", "1").replace("(?P<ip_id>[0-9]+)", "1")
+    text = route_path
+    for slot in ("server_id", "ip_id", "user_id"):
+        text = text.replace(f"(?P<{slot}>[0-9]+)", "1")
     return text.removesuffix("/?")
 
 

@@ -13,6 +13,7 @@ from dci6_processing.billing import vendor
 from dci6_processing.billing.port import SyncEntry
 from dci6_processing.billing.vendor import VendorBilling
 from dci6_processing.lifecycle.claim import SERVER_ID_PARAM
+from dci6_processing.lifecycle.client_power import POWER_WISH_OFF, POWER_WISH_PARAM
 from dci6_processing.lifecycle.reconcile import DRIFT_PARAM
 from pmdci6_sandbox.billmgr_host import BillmgrHost, LiveService
 
@@ -38,6 +39,19 @@ def host(tmp_path: Path) -> BillmgrHost:
 def test_param_names_are_the_lifecycles() -> None:
     assert vendor.SYNC_SERVER_PARAM == SERVER_ID_PARAM
     assert vendor.SYNC_DRIFT_PARAM == DRIFT_PARAM
+    assert (vendor.SYNC_POWER_WISH_PARAM, vendor.POWER_WISH_OFF) == (POWER_WISH_PARAM,
+                                                                    POWER_WISH_OFF)
+
+
+def test_a_clients_stop_is_read_with_the_service(host: BillmgrHost) -> None:
+    host.add_live_services([
+        LiveService(101, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "17",
+                                                    "dci_power_wish": "off"}),
+        LiveService(102, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "18",
+                                                    "dci_power_wish": ""}),
+    ])
+    entries = VendorBilling(host.paths).services_for_sync(MODULE)
+    assert [(e.item, e.client_stopped) for e in entries] == [(101, True), (102, False)]
 
 
 def test_only_live_services_of_the_module_are_read(host: BillmgrHost) -> None:
