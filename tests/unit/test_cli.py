@@ -193,6 +193,8 @@ def test_features_through_the_installed_binary(pmdci6_bin: Path, mgr_root: MgrPa
     names = [f.get("name") for f in doc.findall("features/feature")]
     assert "check_connection" in names
     assert doc.find("params/param[@name='password']").get("crypted") == "yes"  # type: ignore[union-attr]
+    # the client's own actions (BILLmanager shows their buttons only when announced)
+    assert {"reboot", "start", "stop", "transition_controlpanel"} <= set(names)
 
 
 # --- dispatch and replies -------------------------------------------------------------------
