@@ -52,6 +52,10 @@ What the public sources show (C = confirmed there, I = inferred):
   `task.gettype operation=<command>`, `task.edit` (C: misc.py). Operation errors:
   `save_runningoperation_error(runningoperation, errorxml)` (C: misc.py).
 - Tariff change rollback: `service.changepricelist.rollback elid=N userid=U sok=ok` (C: spec).
+- The client's power buttons report with `service.postreboot` / `service.poststart` (C: the
+  public copy's `misc.postreboot` / `misc.poststart`) and `service.poststop` (C: a third-party
+  module, GAGroupLLC/billmgr-teamspeak; the public copy has no `poststop`, so it goes through
+  Mgrctl), each `elid=N sok=ok`.
 """
 
 from __future__ import annotations
