@@ -85,9 +85,6 @@ class BillingPort(Protocol):
         its client's e-mail, recorded server, IP rows and drift note, in a few bulk reads
         whatever the number of services."""
 
-    def services_of_module(self, module: int) -> list[int]:
-        """Items of this module that sync should look at (get_items_for_sync)."""
-
     def modules(self) -> list[int]:
         """Every processing module of this type (for `sync` without --module)."""
 

@@ -25,9 +25,16 @@ import secrets
 import structlog
 
 from dci6_processing import protocol
-from dci6_processing.dci.errors import DciError
+from dci6_processing.dci.errors import (
+    DciAuthError,
+    DciBusy,
+    DciError,
+    DciTlsError,
+    DciUnreachable,
+    DeadlineExceeded,
+    PanelInternalError,
+)
 from dci6_processing.dci.models import User
-from dci6_processing.errors import ErrorType
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.claim import ensure_client_user
 from dci6_processing.lifecycle.client_power import verified_client_server
@@ -46,9 +53,9 @@ PANEL_ACCOUNT_PARAM = "panel_account"
 CREATED = "created"
 EXISTING = "existing"
 PANEL_PASSWORD_LENGTH = 20
-# errors after which the login page would not work either: the command fails instead
-_UNAVAILABLE = frozenset({ErrorType.panel_unreachable, ErrorType.panel_busy,
-                          ErrorType.tls_failed, ErrorType.bad_credentials})
+# panel conditions after which the login page would not work either: the command fails
+_UNAVAILABLE = (DciUnreachable, DciBusy, DciTlsError, DciAuthError, PanelInternalError,
+                DeadlineExceeded)
 
 
 def ensure_panel_user(ctx: ServiceContext) -> User:
@@ -87,9 +94,9 @@ def transition_control_panel(inv: Invocation) -> bytes:
     try:
         url = ctx.dci.key_login_url(ctx.dci.create_login_key(user.id))
         log.info("panel.key_issued", user_id=user.id, server_id=server.id)
-    except DciError as exc:
-        if exc.type in _UNAVAILABLE or (exc.http_status or 0) >= 500:
-            raise
+    except _UNAVAILABLE:
+        raise
+    except DciError as exc:  # the panel refused (no right, no such route, no usable key)
         log.warning("panel.key_refused", user_id=user.id, server_id=server.id,
                     http_status=exc.http_status, code=exc.code, reason=exc.value,
                     sent="login page")

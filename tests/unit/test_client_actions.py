@@ -12,7 +12,13 @@ from lxml import etree
 
 from dci6_processing.billing.port import BillingPort
 from dci6_processing.dci.client import DciClient
-from dci6_processing.dci.errors import DciBusy, DciError, DciNotFound, PowerActionRejected
+from dci6_processing.dci.errors import (
+    DciBusy,
+    DciError,
+    DciNotFound,
+    PanelInternalError,
+    PowerActionRejected,
+)
 from dci6_processing.dci.models import Server, User
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
@@ -248,7 +254,7 @@ def test_a_refused_key_sends_the_client_to_the_login_page(
 
 @pytest.mark.parametrize("failure", [
     DciBusy("Service temporarily unavailable", http_status=503),
-    DciError("Internal server error", http_status=500),
+    PanelInternalError("Internal server error", http_status=500),
 ])
 def test_an_unavailable_panel_is_an_error_not_a_login_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: DciError
