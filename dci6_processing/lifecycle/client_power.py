@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import structlog
 
 from dci6_processing.billing.port import PostEvent
+from dci6_processing.bookkeeping import POWER_WISH_OFF
 from dci6_processing.dci.client import PowerAction
 from dci6_processing.dci.errors import PowerActionRejected
 from dci6_processing.dci.models import PowerStatus, Server, User
@@ -32,15 +33,25 @@ from dci6_processing.lifecycle.common import (
     client_server,
     owned_by,
     run_on_service,
+    save_bookkeeping,
     step,
+)
+from dci6_processing.lifecycle.steps import (
+    POWER_RESET,
+    POWERED_OFF,
+    POWERED_ON,
+    REBOOT_REPORTED,
+    REBOOT_WISH_CLEARED,
+    START_REPORTED,
+    START_WISH_CLEARED,
+    STOP_REPORTED,
+    STOP_WISH_RECORDED,
+    OperationSteps,
 )
 from dci6_processing.settings import Service, ServiceStatus
 
 log = structlog.get_logger(__name__)
 
-POWER_WISH_PARAM = "dci_power_wish"
-POWER_WISH_OFF = "off"
-ACTION_PARAM = "dci_client_action"
 ACCEPTED = "accepted"
 REPORTED = "reported"
 
@@ -48,24 +59,29 @@ REPORTED = "reported"
 @dataclass(frozen=True)
 class ClientPowerAction:
     """One of the client's power buttons: what it asks of the panel, what it records, how it
-    reports, and its named steps (in order; crash tests stop after each)."""
+    reports, and its step list (wish saved, panel accepted, reported; crash tests stop after
+    each)."""
 
-    command: str
     power: PowerAction
     wish: str  # the power wish recorded first: "off" for stop, "" (none) otherwise
     post: PostEvent
-    steps: tuple[str, str, str]  # wish saved, panel accepted, reported
+    steps: OperationSteps
 
+    @property
+    def command(self) -> str:
+        return self.steps.command
+
+
+REBOOT_STEPS = OperationSteps("reboot", (REBOOT_WISH_CLEARED, POWER_RESET, REBOOT_REPORTED))
+START_STEPS = OperationSteps("start", (START_WISH_CLEARED, POWERED_ON, START_REPORTED))
+STOP_STEPS = OperationSteps("stop", (STOP_WISH_RECORDED, POWERED_OFF, STOP_REPORTED))
 
 ACTIONS: dict[str, ClientPowerAction] = {
     action.command: action
     for action in (
-        ClientPowerAction("reboot", "reset", "", "reboot",
-                          ("reboot_wish_cleared", "power_reset", "reboot_reported")),
-        ClientPowerAction("start", "on", "", "start",
-                          ("start_wish_cleared", "powered_on", "start_reported")),
-        ClientPowerAction("stop", "off", POWER_WISH_OFF, "stop",
-                          ("stop_wish_recorded", "powered_off", "stop_reported")),
+        ClientPowerAction("reset", "", "reboot", REBOOT_STEPS),
+        ClientPowerAction("on", "", "start", START_STEPS),
+        ClientPowerAction("off", POWER_WISH_OFF, "stop", STOP_STEPS),
     )
 }
 
@@ -84,11 +100,11 @@ def stop_service(inv: Invocation) -> bytes | None:
 
 def client_stopped(service: Service) -> bool:
     """Whether the service's client powered its server off (and has not started it since)."""
-    return (service.params.get(POWER_WISH_PARAM) or "").strip() == POWER_WISH_OFF
+    return service.bookkeeping.client_stopped
 
 
 def _run(inv: Invocation, action: ClientPowerAction) -> bytes | None:
-    run_on_service(inv, lambda ctx: perform(ctx, action))
+    run_on_service(inv, lambda ctx: perform(ctx, action), steps=action.steps)
     return None
 
 
@@ -119,16 +135,18 @@ def perform(ctx: ServiceContext, action: ClientPowerAction) -> None:
         return
     server, _ = verified_client_server(ctx)
     _require_idle(server)
-    _save_if_changed(ctx, POWER_WISH_PARAM, action.wish)
-    step(action.steps[0])
+    if ctx.service.bookkeeping.power_wish != action.wish:
+        save_bookkeeping(ctx, power_wish=action.wish)
+    wish_saved, accepted, reported = action.steps.steps
+    step(wish_saved)
     if done != ACCEPTED:
         _apply(ctx, server, action)
         _record(ctx, action, ACCEPTED)
-    step(action.steps[1])
+    step(accepted)
     ctx.billing.post(ctx.item, action.post)
     _record(ctx, action, REPORTED)
     log.info("client_power.done", command=action.command, server_id=server.id)
-    step(action.steps[2])
+    step(reported)
 
 
 def _status_name(status: int) -> str:
@@ -172,8 +190,7 @@ def _achieved(ctx: ServiceContext, action: ClientPowerAction) -> str:
     """How far an earlier run of this very operation got ('' when none, or no operation id)."""
     if ctx.inv.runningoperation is None:
         return ""
-    command, operation, stage = [*(ctx.service.params.get(ACTION_PARAM) or "").split(),
-                                 "", "", ""][:3]
+    command, operation, stage = [*ctx.service.bookkeeping.client_action.split(), "", "", ""][:3]
     if command == action.command and operation == str(ctx.inv.runningoperation):
         return stage
     return ""
@@ -181,11 +198,6 @@ def _achieved(ctx: ServiceContext, action: ClientPowerAction) -> str:
 
 def _record(ctx: ServiceContext, action: ClientPowerAction, stage: str) -> None:
     if ctx.inv.runningoperation is not None:
-        _save_if_changed(ctx, ACTION_PARAM,
-                         f"{action.command} {ctx.inv.runningoperation} {stage}")
-
-
-def _save_if_changed(ctx: ServiceContext, name: str, value: str) -> None:
-    if (ctx.service.params.get(name) or "") != value:
-        ctx.billing.save_param(ctx.item, name, value)
-        ctx.service.params[name] = value
+        value = f"{action.command} {ctx.inv.runningoperation} {stage}"
+        if ctx.service.bookkeeping.client_action != value:
+            save_bookkeeping(ctx, client_action=value)

@@ -25,6 +25,7 @@ import secrets
 import structlog
 
 from dci6_processing import protocol
+from dci6_processing.bookkeeping import BookkeepingChanges
 from dci6_processing.dci.errors import (
     DciAuthError,
     DciBusy,
@@ -38,7 +39,7 @@ from dci6_processing.dci.models import User
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.claim import ensure_client_user
 from dci6_processing.lifecycle.client_power import verified_client_server
-from dci6_processing.lifecycle.common import ServiceContext, load_service
+from dci6_processing.lifecycle.common import ServiceContext, load_service, save_bookkeeping
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -46,10 +47,6 @@ log = structlog.get_logger(__name__)
 PANEL_KEYNAME = "dci"
 PANEL_NAME = "DCImanager 6"
 
-PANEL_URL_PARAM = "panel_url"
-PANEL_LOGIN_PARAM = "panel_login"
-PANEL_PASSWORD_PARAM = "panel_password"  # noqa: S105 -- a param name, not a secret
-PANEL_ACCOUNT_PARAM = "panel_account"
 CREATED = "created"
 EXISTING = "existing"
 PANEL_PASSWORD_LENGTH = 20
@@ -60,7 +57,7 @@ _UNAVAILABLE = (DciUnreachable, DciBusy, DciTlsError, DciAuthError, PanelInterna
 
 def ensure_panel_user(ctx: ServiceContext) -> User:
     """The client's DCImanager user for activation, with how to log in saved on the service."""
-    saved = ctx.service.params.get(PANEL_PASSWORD_PARAM) or ""
+    saved = ctx.service.bookkeeping.panel_password
     register_secret(saved)
     created_now = False
 
@@ -71,18 +68,21 @@ def ensure_panel_user(ctx: ServiceContext) -> User:
             return saved  # an earlier run saved it and died before creating the user
         password = secrets.token_urlsafe(PANEL_PASSWORD_LENGTH)
         register_secret(password)
-        ctx.billing.save_param(ctx.item, PANEL_PASSWORD_PARAM, password, crypted=True)
-        ctx.service.params[PANEL_PASSWORD_PARAM] = password
+        save_bookkeeping(ctx, panel_password=password)  # crypted (bookkeeping.CRYPTED)
         return password
 
     user = ensure_client_user(ctx, new_password=new_password)
     account = CREATED if created_now or saved else EXISTING
-    wanted = {PANEL_URL_PARAM: ctx.dci.url, PANEL_LOGIN_PARAM: user.email,
-              PANEL_ACCOUNT_PARAM: account}
-    for name, value in wanted.items():
-        if (ctx.service.params.get(name) or "") != value:
-            ctx.billing.save_param(ctx.item, name, value)
-            ctx.service.params[name] = value
+    record = ctx.service.bookkeeping
+    changes: BookkeepingChanges = {}
+    if record.panel_url != ctx.dci.url:
+        changes["panel_url"] = ctx.dci.url
+    if record.panel_login != user.email:
+        changes["panel_login"] = user.email
+    if record.panel_account != account:
+        changes["panel_account"] = account
+    if changes:
+        save_bookkeeping(ctx, **changes)
     log.info("panel.access_saved", user_id=user.id, account=account)
     return user
 

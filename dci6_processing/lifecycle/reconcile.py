@@ -27,6 +27,8 @@ from enum import StrEnum
 import structlog
 
 from dci6_processing.billing.port import BillingPort, SyncEntry
+from dci6_processing.billmanager import LIVE_STATUSES, ServiceStatus
+from dci6_processing.bookkeeping import Param
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import (
     DciBusy,
@@ -49,17 +51,15 @@ from dci6_processing.lifecycle.common import (
 from dci6_processing.lifecycle.ips import TEMPORARY_STATUS
 from dci6_processing.lifecycle.power import power_off, power_on, set_ports
 from dci6_processing.paths import MgrPaths
-from dci6_processing.settings import ModuleSettings, Service, ServiceStatus
+from dci6_processing.settings import ModuleSettings, Service
 
 log = structlog.get_logger(__name__)
 
 DRIFT_PREFIX = "DCImanager drift: "
-# The drift last reported, kept on the service: a run re-reports only news and clears only
-# what a sync wrote, without reading BILLmanager's status text back.
-DRIFT_PARAM = "dci_drift"
+# NOTE(13c): the drift last reported is kept on the service (bookkeeping `drift`): a run
+# re-reports only news and clears only what a sync wrote, without reading the status back
 MAX_STATUS_MESSAGE = 480
 MAX_LISTED_ADDRESSES = 6
-LIVE_STATUSES = (ServiceStatus.active, ServiceStatus.stopped)
 
 
 class Correction(StrEnum):
@@ -108,8 +108,7 @@ class SyncFailed(ModuleError):
 
 
 def recorded_server_id(entry: SyncEntry) -> int | None:
-    raw = entry.dci_server_id.strip()
-    return int(raw) if raw.isdigit() else None
+    return entry.bookkeeping.server_id
 
 
 def _shown(addresses: Iterable[str]) -> str:
@@ -127,11 +126,11 @@ def _permanent_addresses(server: Server) -> set[str]:
 
 def drift_of(entry: SyncEntry, server: Server | None) -> tuple[str, ...]:
     """What differs between the service and its server that a sync must not fix by itself."""
-    raw = entry.dci_server_id.strip()
+    raw = entry.bookkeeping.server_id_text
     if not raw:
-        return ("no DCImanager server is recorded on the service (dci_server_id)",)
+        return (f"no DCImanager server is recorded on the service ({Param.SERVER_ID})",)
     if recorded_server_id(entry) is None:
-        return (f"dci_server_id {raw[:40]!r} is not a DCImanager server id",)
+        return (f"{Param.SERVER_ID} {raw[:40]!r} is not a DCImanager server id",)
     if server is None:
         return (f"server {raw} is gone from DCImanager",)
     drift: list[str] = []
@@ -172,7 +171,7 @@ def assess(entry: SyncEntry, server: Server | None) -> Assessment:
             corrections.append(Correction.PORTS_UP)
         if power == PowerStatus.OFF:
             # the guide's rule, except for a server whose client powered it off
-            left_off = entry.client_stopped
+            left_off = entry.bookkeeping.client_stopped
             if not left_off:
                 corrections.append(Correction.POWER_ON)
     else:
@@ -188,8 +187,8 @@ def needs_attention(entry: SyncEntry, assessment: Assessment) -> bool:
     if assessment.corrections:
         return True
     if assessment.drift:
-        return entry.drift_note != assessment.note
-    return bool(entry.drift_note)
+        return entry.bookkeeping.drift != assessment.note
+    return bool(entry.bookkeeping.drift)
 
 
 # --- acting on one service ------------------------------------------------------------------
@@ -214,14 +213,16 @@ def settle(ctx: ServiceContext, entry: SyncEntry, server: Server | None,
            assessment: Assessment) -> Outcome:
     """Report drift or make the corrections; clear our drift note once the drift is gone."""
     if assessment.drift:
-        log.warning("sync.drift", server_id=entry.dci_server_id, drift=list(assessment.drift))
+        log.warning("sync.drift", server_id=entry.bookkeeping.server_id_text,
+                    drift=list(assessment.drift))
         note = assessment.note
-        if entry.drift_note != note:
+        if entry.bookkeeping.drift != note:
             ctx.billing.set_status_message(entry.item, note)
-            ctx.billing.save_param(entry.item, DRIFT_PARAM, note)
+            ctx.billing.save_bookkeeping(entry.item, drift=note)
         return Outcome.DRIFTED
     if assessment.waiting:
-        log.info("sync.waiting", server_id=entry.dci_server_id, reason=assessment.waiting)
+        log.info("sync.waiting", server_id=entry.bookkeeping.server_id_text,
+                 reason=assessment.waiting)
     made = False
     if server is not None:
         for correction in assessment.corrections:
@@ -229,10 +230,10 @@ def settle(ctx: ServiceContext, entry: SyncEntry, server: Server | None,
                 made = True
                 log.info("sync.corrected", server_id=server.id, correction=str(correction),
                          status=entry.status)
-    if entry.drift_note:
+    if entry.bookkeeping.drift:
         ctx.billing.set_status_message(entry.item, "")
-        ctx.billing.save_param(entry.item, DRIFT_PARAM, "")
-        log.info("sync.drift_cleared", server_id=entry.dci_server_id)
+        ctx.billing.save_bookkeeping(entry.item, drift="")
+        log.info("sync.drift_cleared", server_id=entry.bookkeeping.server_id_text)
     return Outcome.CORRECTED if made else _untouched(assessment)
 
 
@@ -421,7 +422,7 @@ class ModuleSync:
         if needs_attention(entry, assessment):
             attention.append((entry, server))
         elif assessment.drift:
-            log.warning("sync.drift", item=entry.item, server_id=entry.dci_server_id,
+            log.warning("sync.drift", item=entry.item, server_id=entry.bookkeeping.server_id_text,
                         drift=list(assessment.drift), reported=True)
             self.tally.count(Outcome.DRIFTED)
         else:
@@ -472,4 +473,5 @@ def _service_of(entry: SyncEntry, module: int) -> Service:
     return Service(id=entry.item, module=module, status=entry.status,
                    pricelist=entry.pricelist, account_id=entry.account_id,
                    client_email=entry.client_email,
-                   params={"dci_server_id": entry.dci_server_id})
+                   params={Param.SERVER_ID.value: entry.bookkeeping.server_id_text,
+                           Param.DRIFT.value: entry.bookkeeping.drift})

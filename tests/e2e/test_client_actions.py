@@ -170,7 +170,7 @@ def test_do_nothing_and_manual_handling_are_honoured(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize(("command", "step"), [
-    (action.command, step) for action in ACTIONS.values() for step in action.steps
+    (action.command, step) for action in ACTIONS.values() for step in action.steps.names
 ])
 def test_killed_after_any_step_the_rerun_finishes_and_reports_once(
     sandbox: Sandbox, command: str, step: str

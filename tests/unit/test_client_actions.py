@@ -5,12 +5,13 @@ retried operation from acting or reporting twice, and where "Go to panel" sends 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import pytest
 from lxml import etree
 
 from dci6_processing.billing.port import BillingPort
+from dci6_processing.bookkeeping import CRYPTED, BookkeepingChanges, encode
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import (
     DciBusy,
@@ -22,13 +23,19 @@ from dci6_processing.dci.errors import (
 from dci6_processing.dci.models import Server, User
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle import panel_access
-from dci6_processing.lifecycle.client_power import ACTIONS, client_stopped, perform
-from dci6_processing.lifecycle.common import ServiceContext
+from dci6_processing.lifecycle import client_power, panel_access
+from dci6_processing.lifecycle.client_power import ACTIONS, ClientPowerAction, client_stopped
+from dci6_processing.lifecycle.common import ServiceContext, running
 from dci6_processing.paths import MgrPaths
 from dci6_processing.settings import Service, ServiceStatus, module_settings
 
 CLIENT = "client@example.com"
+
+
+def perform(ctx: ServiceContext, action: ClientPowerAction) -> None:
+    with running(action.steps):  # as run_on_service runs it
+        client_power.perform(ctx, action)
+
 USER_ID = 5
 SERVER_ID = 10
 
@@ -95,6 +102,10 @@ class FakeBilling:
 
     def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
         self.saved.append((name, value, crypted))
+
+    def save_bookkeeping(self, item: int, **changes: Unpack[BookkeepingChanges]) -> None:
+        for param, value in encode(changes).items():
+            self.save_param(item, param.value, value, crypted=param in CRYPTED)
 
     def post(self, item: int, event: str, **fields: str) -> None:
         self.posted.append(event)

@@ -13,15 +13,9 @@ import pytest
 from lxml import etree
 
 from dci6_processing import protocol
+from dci6_processing.bookkeeping import Param
 from dci6_processing.errors import ErrorType
-from dci6_processing.lifecycle.panel_access import (
-    CREATED,
-    EXISTING,
-    PANEL_ACCOUNT_PARAM,
-    PANEL_LOGIN_PARAM,
-    PANEL_PASSWORD_PARAM,
-    PANEL_URL_PARAM,
-)
+from dci6_processing.lifecycle.panel_access import CREATED, EXISTING
 from dci6_processing.settings import ModuleSettings, TariffOptions
 
 LANGS = ("en", "ru")
@@ -113,10 +107,10 @@ def test_service_form(descriptor: etree._ElementTree) -> None:
     # the client's panel login, as activation saves it (lifecycle.panel_access)
     assert inputs["panel_password"].get("type") == "password"
     assert all(inputs[name].get("readonly") == "yes" for name in SERVICE_PARAMS[5:])
-    assert (PANEL_URL_PARAM, PANEL_LOGIN_PARAM, PANEL_PASSWORD_PARAM, PANEL_ACCOUNT_PARAM) \
+    assert (Param.PANEL_URL, Param.PANEL_LOGIN, Param.PANEL_PASSWORD, Param.PANEL_ACCOUNT) \
         == SERVICE_PARAMS[5:]
     [slist] = descriptor.getroot().findall(f"metadata[@name='{SERVICE_FORM}']/slist")
-    assert slist.get("name") == PANEL_ACCOUNT_PARAM
+    assert slist.get("name") == Param.PANEL_ACCOUNT
     assert [m.text for m in slist.findall("msg")] == [CREATED, EXISTING]
     for lang in LANGS:
         assert all(messages(descriptor, lang, SERVICE_FORM).get(v) for v in (CREATED, EXISTING))

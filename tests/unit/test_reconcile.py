@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import pytest
 
 from dci6_processing.billing.port import BillingPort, SyncEntry
+from dci6_processing.bookkeeping import (
+    POWER_WISH_OFF,
+    BookkeepingChanges,
+    Param,
+    ServiceBookkeeping,
+    encode,
+)
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import DciBusy, DciNotFound, DciUnreachable, PowerActionRejected
 from dci6_processing.dci.models import Server
@@ -21,7 +29,6 @@ from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.common import file_lock, item_lock_path
 from dci6_processing.lifecycle.reconcile import (
-    DRIFT_PARAM,
     DRIFT_PREFIX,
     MAX_STATUS_MESSAGE,
     Assessment,
@@ -70,8 +77,10 @@ def entry(item: int = 1, *, status: int = ACTIVE, server_id: str = "10",
           addresses: tuple[str, ...] = ("203.0.113.10",), note: str = "",
           email: str = CLIENT, client_stopped: bool = False) -> SyncEntry:
     return SyncEntry(item=item, status=status, pricelist=3, account_id=7, client_email=email,
-                     dci_server_id=server_id, addresses=frozenset(addresses), drift_note=note,
-                     client_stopped=client_stopped)
+                     addresses=frozenset(addresses),
+                     bookkeeping=ServiceBookkeeping.from_params(
+                         {Param.SERVER_ID.value: server_id, Param.DRIFT.value: note,
+                          Param.POWER_WISH.value: POWER_WISH_OFF if client_stopped else ""}))
 
 
 # --- decisions ------------------------------------------------------------------------------
@@ -261,7 +270,7 @@ class FakePanel:
             raise failure
         self.calls.append((name, server_id, arg))
 
-    def set_switch_ports(self, server_id: int, enabled: bool) -> None:
+    def set_switch_ports(self, server_id: int, enabled: bool, ports: object = ()) -> None:
         self._act("server.switch_port", server_id, enabled)
 
     def power(self, server_id: int, action: str) -> None:
@@ -300,15 +309,16 @@ class FakeBilling:
         e = self.entries[item]
         return Service(id=item, module=MODULE, status=e.status, pricelist=e.pricelist,
                        account_id=e.account_id, client_email=e.client_email,
-                       params={"dci_server_id": e.dci_server_id})
+                       params={Param.SERVER_ID.value: e.bookkeeping.server_id_text})
 
     def set_status_message(self, item: int, text: str) -> None:
         self.messages.append((item, text))
 
-    def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
-        self.params.append((item, name, value))
+    def save_bookkeeping(self, item: int, **changes: Unpack[BookkeepingChanges]) -> None:
+        for param, value in encode(changes).items():
+            self.params.append((item, param, value))
         e = self.entries[item]
-        self.entries[item] = SyncEntry(**{**e.__dict__, "drift_note": value})
+        self.entries[item] = replace(e, bookkeeping=replace(e.bookkeeping, **changes))
 
 
 class FakeInvocation(Invocation):
@@ -374,7 +384,7 @@ def test_drift_is_reported_once_and_cleared_when_it_ends(tmp_path: Path) -> None
     assert len(billing.messages) == 1
     item, note = billing.messages[0]
     assert item == 1 and note.startswith(DRIFT_PREFIX) and "thief@example.org" in note
-    assert billing.params == [(1, DRIFT_PARAM, note)]
+    assert billing.params == [(1, Param.DRIFT, note)]
 
     assert figures(run_sync(inv))["drifted"] == "1"
     assert len(billing.messages) == 1  # already reported: no new write
@@ -383,7 +393,7 @@ def test_drift_is_reported_once_and_cleared_when_it_ends(tmp_path: Path) -> None
     assert figures(run_sync(inv))["corrected"] == "1"
     assert panel.calls == [("server.power", 10, "on")]
     assert billing.messages[-1] == (1, "")
-    assert billing.params[-1] == (1, DRIFT_PARAM, "")
+    assert billing.params[-1] == (1, Param.DRIFT, "")
 
 
 def test_a_server_missing_from_the_listing_is_confirmed_before_it_is_called_gone(
