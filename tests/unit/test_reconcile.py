@@ -7,7 +7,7 @@ route, every billing write is recorded.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Unpack, cast
@@ -270,7 +270,9 @@ class FakePanel:
             raise failure
         self.calls.append((name, server_id, arg))
 
-    def set_switch_ports(self, server_id: int, enabled: bool, ports: object = ()) -> None:
+    def set_switch_ports(
+        self, server_id: int, enabled: bool, ports: Sequence[object] = ()
+    ) -> None:
         self._act("server.switch_port", server_id, enabled)
 
     def power(self, server_id: int, action: str) -> None:
