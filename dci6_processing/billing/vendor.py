@@ -244,14 +244,21 @@ class VendorBilling:
 
     # reading ------------------------------------------------------------------------------
 
-    def service(self, item: int) -> Service:
+    def _iteminfo(self, item: int) -> dict[str, Any]:
         misc = self._lib().misc
         try:
-            info = misc.iteminfo(item)
+            info: dict[str, Any] = misc.iteminfo(item)
         except IndexError:
             raise ModuleError(ErrorType.service_not_found, "item", str(item)) from None
         except Exception as exc:
             raise _failure("iteminfo", exc) from exc
+        return info
+
+    def check_service_exists(self, item: int) -> None:
+        self._iteminfo(item)
+
+    def service(self, item: int) -> Service:
+        info = self._iteminfo(item)
         if info.get("processingmodule") is None:
             raise ModuleError(ErrorType.billing_failed, "processingmodule", str(item))
         params = {k: _text(v) for k, v in self._misc("itemparams", item).items()}

@@ -101,6 +101,13 @@ def test_unknown_service(billing: VendorBilling) -> None:
     assert (caught.value.type, caught.value.value) == (ErrorType.service_not_found, "4242")
 
 
+def test_check_service_exists(billing: VendorBilling) -> None:
+    billing.check_service_exists(ITEM)
+    with pytest.raises(ModuleError) as caught:
+        billing.check_service_exists(4242)
+    assert (caught.value.type, caught.value.value) == (ErrorType.service_not_found, "4242")
+
+
 def test_service_of_an_account_without_user(host: BillmgrHost, billing: VendorBilling) -> None:
     conn = sqlite3.connect(host.store_path)
     try:
