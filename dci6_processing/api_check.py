@@ -131,7 +131,10 @@ def _print(out: Output, checks: Sequence[RouteCheck], routes_file: Path) -> None
         for candidate in check.candidates:
             out.line(f"      closest: {candidate}")
         if check.override:
-            out.line(f"      override (add to {routes_file}):")
+            # a second [route."name"] table would be invalid TOML: an overridden route's
+            # entry is replaced
+            where = "replace the route's entry in" if route.overridden else "add to"
+            out.line(f"      override ({where} {routes_file}):")
             for text in check.override.splitlines():
                 out.line(f"        {text}")
         elif check.verdict == "absent" and not check.candidates:

@@ -599,15 +599,19 @@ def _closest(route: Route, operations: Sequence[DocOperation], limit: int = 3
 
 
 def _slot_map(route: Route, op: DocOperation) -> dict[str, str] | None:
-    """The document's slot names -> ours, when the operation's slots fit the route."""
+    """The document's slot names -> ours, when the operation's slots fit one of the slot
+    sets routes.toml accepts for the route (the shipped route's, whatever it is overridden
+    to now: a per-port override may have to go back per server)."""
+    shipped = DEFAULT_TABLE[route.name]
+    accepted = shipped.allowed_slots()
     theirs = [slot[1:-1] for slot in _SLOT.findall(op.path)]
-    for allowed in route.allowed_slots():
+    for allowed in accepted:
         if set(theirs) == allowed:
             return {name: name for name in theirs}
-    ours = list(route.placeholders)
-    if len(theirs) == len(ours):
-        return dict(zip(theirs, ours, strict=True))
-    for allowed in route.allowed_slots():
+    for ours in (route.placeholders, shipped.placeholders):
+        if len(theirs) == len(ours) and frozenset(ours) in accepted:
+            return dict(zip(theirs, ours, strict=True))
+    for allowed in accepted:
         guessed = {name: _slot_guess(name, allowed) for name in theirs}
         if set(guessed.values()) == allowed and len(guessed) == len(allowed):
             return {k: v for k, v in guessed.items() if v is not None}
@@ -622,20 +626,32 @@ def _slot_guess(name: str, allowed: Iterable[str]) -> str | None:
 
 
 def _override(route: Route, op: DocOperation, renames: Mapping[str, str]) -> str:
-    """The routes.toml entry that makes the shipped route call `op`."""
-    shipped = DEFAULT_TABLE[route.name]
+    """The routes.toml entry that makes the shipped route call `op`; "" when it would be the
+    entry the route already has (nothing an override can change). For a route routes.toml
+    already overrides, it replaces that entry: a bare `[route."name"]` restores the shipped
+    route."""
     mapping = _slot_map(route, op)
     if mapping is None:
         return ""
     path = op.path if op.prefixed else f"/api/{route.service}/{route.version}{op.path}"
     path = _SLOT.sub(lambda m: "{" + mapping.get(m.group(0)[1:-1], m.group(0)[1:-1]) + "}", path)
-    body = {**dict(route.renames), **renames}
-    lines = [f'[route."{route.name}"]']
-    if op.method != shipped.method:
-        lines.append(f'method = "{op.method}"')
-    if shape(path) != shape(shipped.pattern) or path != shipped.pattern:
+    wanted = _entry(route.name, op.method, path, {**dict(route.renames), **renames})
+    if wanted == _entry(route.name, route.method, route.pattern, dict(route.renames)):
+        return ""
+    return wanted
+
+
+def _entry(name: str, method: str, path: str, body: Mapping[str, str]) -> str:
+    """routes.toml text for route `name` calling `method path` with `body` renames, saying
+    only what differs from the shipped route."""
+    shipped = DEFAULT_TABLE[name]
+    lines = [f'[route."{name}"]']
+    if method != shipped.method:
+        lines.append(f'method = "{method}"')
+    if path != shipped.pattern:
         lines.append(f'path = "{path}"')
-    if body:
-        pairs = ", ".join(f'{ours} = "{theirs}"' for ours, theirs in body.items())
+    renamed = {ours: theirs for ours, theirs in body.items() if ours != theirs}
+    if renamed:
+        pairs = ", ".join(f'{ours} = "{theirs}"' for ours, theirs in renamed.items())
         lines.append(f"body = {{ {pairs} }}")
-    return "\n".join(lines) if len(lines) > 1 else ""
+    return "\n".join(lines)

@@ -58,7 +58,7 @@ def printed_overrides(output: str) -> str:
     """Every override block doctor printed, as one routes.toml."""
     blocks, lines = [], output.splitlines()
     for index, line in enumerate(lines):
-        if "override (add to" in line:
+        if line.startswith("      override ("):
             block = []
             for follow in lines[index + 1:]:
                 if not follow.startswith(" " * 8):
@@ -201,16 +201,24 @@ def test_a_panel_that_moved_routes_then_the_printed_fix(tmp_path: Path) -> None:
     assert f"4 overridden by {routes}" in fixed.stdout
 
 
-def test_an_override_the_document_contradicts_is_reported(tmp_path: Path) -> None:
-    # the fix for one panel, kept while checking another: doctor says the route now differs
+def test_an_override_the_document_contradicts_is_replaced(tmp_path: Path) -> None:
+    # the fix for one panel, kept while checking another whose routes are as shipped: doctor
+    # says each overridden route is absent and prints the entry to put in its place, a bare
+    # table that restores the shipped route (adding a second one would be invalid TOML)
     routes = tmp_path / "routes.toml"
     routes.write_text(MOVED_OVERRIDES)
-    result = doctor(DCI, AUTH, IPMGR, routes=routes, as_json=True)
+    result = doctor(DCI, AUTH, IPMGR, routes=routes)
     assert result.exit_code == 1
-    found = verdicts(json.loads(result.stdout))
-    assert {name for name, verdict in found.items() if verdict != "matches"} == {
-        "server.owner.set", "server.switch_port.enable", "server.switch_port.disable",
-        "server.operation.install"}
+    moved = ["server.owner.set", "server.switch_port.enable", "server.switch_port.disable",
+             "server.operation.install"]
+    assert {name for name, verdict in rows(result).items() if verdict != "matches"} == set(moved)
+    out = result.stdout
+    assert out.count(f"override (replace the route's entry in {routes}):") == 4
+    assert "override (add to" not in out
+    assert printed_overrides(out) == "\n\n".join(f'[route."{name}"]' for name in moved) + "\n"
+    routes.write_text(printed_overrides(out))
+    fixed = doctor(DCI, AUTH, IPMGR, routes=routes)
+    assert fixed.exit_code == 0, fixed.output
 
 
 @pytest.mark.parametrize(("make", "reason"), [
