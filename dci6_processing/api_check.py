@@ -26,8 +26,9 @@ from dci6_processing.openapi import (
     load_document,
 )
 
-HINT = ("save the service documents listed on the panel's /swagger/ page from a browser "
-        "and give them with --openapi FILE (repeatable)")
+HINT = ("open the panel's /swagger/ page in a browser logged in to the panel, save the "
+        "document of each definition it offers (DCI back, Auth v4, IPmanager) as a file, and "
+        "give them with --openapi FILE (repeatable)")
 
 
 class Output(Protocol):

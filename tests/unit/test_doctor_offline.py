@@ -14,6 +14,7 @@ import pytest
 import structlog
 from click.testing import CliRunner, Result
 
+from dci6_processing.api_check import HINT
 from dci6_processing.dci.routes import ROUTES
 from dci6_processing.doctor import doctor_command
 
@@ -236,8 +237,7 @@ def test_a_document_doctor_cannot_read(tmp_path: Path, make: Any, reason: str) -
     assert "Traceback" not in result.output
     assert (f"PROBLEM: cannot read the panel's API description: {reason.format(path=path)}"
             in result.stdout)
-    assert "  hint: save the service documents listed on the panel's /swagger/ page" \
-        in result.stdout
+    assert f"  hint: {HINT}" in result.stdout
 
 
 def test_a_bad_routes_file_stops_doctor_before_any_check(tmp_path: Path) -> None:
