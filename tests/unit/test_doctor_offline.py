@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from dci6_processing.api_check import HINT
 from dci6_processing.dci.routes import ROUTES
 from dci6_processing.doctor import doctor_command
+from tests.doctor_report import printed_overrides
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openapi"
 DCI = FIXTURES / "dci-back.openapi3.json"
@@ -53,20 +54,6 @@ def rows(result: Result) -> dict[str, str]:
 
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
     return {row["route"]: row["verdict"] for row in report["api_description"]["routes"]}
-
-
-def printed_overrides(output: str) -> str:
-    """Every override block doctor printed, as one routes.toml."""
-    blocks, lines = [], output.splitlines()
-    for index, line in enumerate(lines):
-        if line.startswith("      override ("):
-            block = []
-            for follow in lines[index + 1:]:
-                if not follow.startswith(" " * 8):
-                    break
-                block.append(follow.strip())
-            blocks.append("\n".join(block))
-    return "\n\n".join(blocks) + "\n"
 
 
 def test_the_matching_documents_match_every_route(tmp_path: Path) -> None:
