@@ -6,6 +6,7 @@ which, pasted into routes.toml, makes the routes match."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from click.testing import CliRunner, Result
 from dci6_processing.api_check import HINT
 from dci6_processing.dci.routes import ROUTES
 from dci6_processing.doctor import doctor_command
+from dci6_processing.paths import ROOT_ENV
 from tests.doctor_report import printed_overrides
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openapi"
@@ -239,3 +241,18 @@ def test_a_bad_routes_file_stops_doctor_before_any_check(tmp_path: Path) -> None
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_the_installed_binary_with_files_only(pmdci6_bin: Path, tmp_path: Path) -> None:
+    # what an admin runs on the BILLmanager host, routes.toml under the BILLmanager root
+    (tmp_path / "etc" / "pmdci6").mkdir(parents=True)
+    (tmp_path / "etc" / "pmdci6" / "routes.toml").write_text(MOVED_OVERRIDES)
+    result = subprocess.run(
+        [str(pmdci6_bin), "doctor", "--openapi", str(MOVED), "--openapi", str(AUTH),
+         "--openapi", str(IPMGR)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", ROOT_ENV: str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    assert f"4 overridden by {tmp_path / 'etc' / 'pmdci6' / 'routes.toml'}" in result.stdout
+    assert result.stdout.rstrip().endswith("Result: all is well")
