@@ -11,6 +11,7 @@ release. Nothing else in the project writes a path: the client asks this table f
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -255,10 +256,45 @@ ROUTES: tuple[Route, ...] = (
           listing=True),
     Route("location.list", "GET", "dci", "v3", "location", INFERRED,
           reads=(Field("id", "integer"), Field("name", "string")), listing=True),
+    # DCImanager KB "how to sign in to the platform with a key": documented through the panel's
+    # internal port (header Internal-Auth: on); an administrator's token calling it from outside
+    # is inferred
+    Route("auth.user.key.create", "POST", "auth", "v4", "user/{user_id}/key", INFERRED,
+          note="a one-time login key for a user; documented only for the internal port",
+          reads=(Field("id", "integer"), Field("key", "string"))),
 )
 
 RouteTable = Mapping[str, Route]
 DEFAULT_TABLE: RouteTable = {route.name: route for route in ROUTES}
+
+_PAGE_SLOT = re.compile(r"[A-Za-z0-9_-]{1,512}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the panel's web interface a client's browser is sent to (not an API call)."""
+
+    name: str
+    template: str
+    confirmation: Confirmation
+    note: str = ""
+
+    def path(self, **slots: str) -> str:
+        """The page path with every slot filled by an opaque token the panel issued; a value
+        that could add a path segment, a query or a fragment is refused."""
+        expected = {field for _, field, _, _ in string.Formatter().parse(self.template) if field}
+        if set(slots) != expected:
+            raise ValueError(f"page {self.name} needs {sorted(expected)}, got {sorted(slots)}")
+        for key, value in slots.items():
+            if not isinstance(value, str) or not _PAGE_SLOT.fullmatch(value):
+                raise ValueError(f"page {self.name}: {key} is not a panel token")
+        return "/" + self.template.format(**slots)
+
+
+# DCImanager KB "how to sign in to the platform with a key": the key opens a session, one hour
+KEY_LOGIN_PAGE = Page("page.key_login", "auth/key-v4/{key}", CONFIRMED)
+# the platform's login form, where a client goes when no key could be made
+LOGIN_PAGE = Page("page.login", "auth/login", INFERRED)
 
 
 def route(name: str) -> Route:
