@@ -75,7 +75,8 @@ class Route:
     `listing` routes answer the `{"list": [...], "size": N}` envelope and `reads` name the
     fields of one list item. `other_slots` are the slot sets an override may give instead of
     ours (per-port switch control). `renames` (ours -> the panel's body field names) and
-    `overridden` come from the admin's routes.toml."""
+    `overridden` come from the admin's routes.toml. `source` is where a CONFIRMED route was
+    found (the README lists it beside the route)."""
 
     name: str
     method: HttpMethod
@@ -84,6 +85,7 @@ class Route:
     template: str
     confirmation: Confirmation
     note: str = ""
+    source: str = ""
     body: tuple[Field, ...] = ()
     reads: tuple[Field, ...] = ()
     listing: bool = False
@@ -157,7 +159,9 @@ SERVER_READS: tuple[Field, ...] = (
     Field("power_status", "string", _POWER),
     Field("operation.id", "integer"),
     Field("operation.status", "string", _OPERATION),
-    Field("operation.status_info", "string"),
+    # ISPsystem's sample answer (docs "examples of API use") shows status_info as an object
+    # ({}); our panels' and the simulator's as text or null: models.Operation reads either.
+    Field("operation.status_info", "any"),
     Field("operation.progress_info", "any"),
     Field("os_template.id", "integer"),
     Field("os_template.name", "string"),
@@ -184,22 +188,30 @@ IP_READS = (
     *_fields("string", "gateway", "network"),
 )
 _SERVER_ID = "server/{server_id}"
+# where the CONFIRMED routes are documented
+_API_GUIDE = "https://ispsystem.com/docs/dcimanager-admin/developer-section/api-guide"
+_EXAMPLES = ("https://www.ispsystem.com/docs/dcimanager-admin/developer-section/"
+             "examples-of-api-use")
+_POWER_LOGIC = ("https://www.ispsystem.com/docs/dcimanager-admin/equipment/servers/"
+                "server-power-supply-management-logic")
 
 ROUTES: tuple[Route, ...] = (
-    Route("auth.token", "POST", "auth", "v4", "public/token", CONFIRMED,
+    Route("auth.token", "POST", "auth", "v4", "public/token", CONFIRMED, source=_API_GUIDE,
           body=_fields("string", "email", "password"), reads=(Field("token", "string"),)),
-    Route("server.list", "GET", "dci", "v3", "server", CONFIRMED,
+    Route("server.list", "GET", "dci", "v3", "server", CONFIRMED, source=_EXAMPLES,
           reads=SERVER_READS, listing=True),
-    Route("server.get", "GET", "dci", "v3", _SERVER_ID, CONFIRMED, reads=SERVER_READS),
+    Route("server.get", "GET", "dci", "v3", _SERVER_ID, CONFIRMED, source=_EXAMPLES,
+          reads=SERVER_READS),
     Route("server.configuration", "GET", "dci", "v3", "server/configuration", CONFIRMED,
+          source=_EXAMPLES,
           reads=(Field("configuration", "string"), Field("free_server_count", "integer")),
           listing=True),
-    Route("user.list", "GET", "dci", "v3", "user", CONFIRMED,
+    Route("user.list", "GET", "dci", "v3", "user", CONFIRMED, source=_EXAMPLES,
           note="the list is confirmed; filtering it by e-mail is inferred",
           reads=(Field("id", "integer"), Field("email", "string"),
                  Field("roles", "any", (UserRole.ADMIN, UserRole.USER)),
                  Field("server_count", "integer")), listing=True),
-    Route("user.create", "POST", "dci", "v3", "user", CONFIRMED,
+    Route("user.create", "POST", "dci", "v3", "user", CONFIRMED, source=_EXAMPLES,
           note="the call is confirmed; the exact body is inferred",
           body=(*_fields("string", "email", "password"),
                 Field("role", "string", (UserRole.USER,))),
@@ -213,9 +225,12 @@ ROUTES: tuple[Route, ...] = (
     Route("server.switch_port.disable", "POST", "dci", "v3",
           f"{_SERVER_ID}/switch_port/disable", INFERRED, other_slots=PER_PORT_SLOTS,
           note="per server; an override may make it per port"),
-    Route("server.power_on", "POST", "dci", "v3", f"{_SERVER_ID}/power_on", CONFIRMED),
-    Route("server.power_off", "POST", "dci", "v3", f"{_SERVER_ID}/power_off", CONFIRMED),
-    Route("server.power_reset", "POST", "dci", "v3", f"{_SERVER_ID}/power_reset", CONFIRMED),
+    Route("server.power_on", "POST", "dci", "v3", f"{_SERVER_ID}/power_on", CONFIRMED,
+          source=_POWER_LOGIC),
+    Route("server.power_off", "POST", "dci", "v3", f"{_SERVER_ID}/power_off", CONFIRMED,
+          source=_POWER_LOGIC),
+    Route("server.power_reset", "POST", "dci", "v3", f"{_SERVER_ID}/power_reset", CONFIRMED,
+          source=_POWER_LOGIC),
     Route("server.operation.stop", "POST", "dci", "v3",
           f"{_SERVER_ID}/operation/stop", INFERRED),
     Route("server.operation.install", "POST", "dci", "v3",

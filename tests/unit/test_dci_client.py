@@ -470,6 +470,22 @@ def test_wait_failed_carries_the_panel_reason(
     assert caught.value.object == "1"
 
 
+@pytest.mark.parametrize(("status_info", "reason"), [
+    ({}, "failed"),  # ISPsystem's sample answer shows status_info as an empty object
+    ({"msg": "disk /dev/sda failed SMART"}, "disk /dev/sda failed SMART"),
+    ({"code": 7, "step": "partitioning"}, '{"code": 7, "step": "partitioning"}'),
+    ("", "failed"),
+])
+def test_wait_failed_reads_status_info_as_text_or_object(
+    panel: responses.RequestsMock, client: DciClient, status_info: Any, reason: str
+) -> None:
+    poll_answers(panel, {"id": 7, "status": "running", "status_info": {}},
+                 {"id": 7, "status": "failed", "status_info": status_info})
+    with pytest.raises(OperationFailed) as caught:
+        client.wait_for_operation(1, timeout=600, operation_id=7, poll=FakeTime().backoff())
+    assert caught.value.value == reason
+
+
 def test_wait_canceled_is_failed(panel: responses.RequestsMock, client: DciClient) -> None:
     poll_answers(panel, {"id": 7, "status": "canceled"})
     with pytest.raises(OperationFailed, match="canceled"):
