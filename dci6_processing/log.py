@@ -23,6 +23,7 @@ import structlog
 from dci6_processing.paths import MODULE_NAME, MgrPaths
 
 MASK = "***"
+# A key holding a secret contains one of these (case-insensitive)...
 SECRET_KEY_PARTS = (
     "password",
     "passwd",
@@ -31,12 +32,21 @@ SECRET_KEY_PARTS = (
     "cookie",
     "authorization",
     "xsrf",
-    "crypt",
+    r"(?:api|crypt|encryption|private)[_.-]?key",
 )
+# ...or is one of these names whole: session cookies (DCImanager's `ses6`, BILLmanager's
+# `billmgrses5`), BILLmanager's `auth` session id, `pwd`. Flags about secrets, such as
+# `crypted="yes"` or `crypted=on`, say nothing secret and stay readable.
+SECRET_KEY_NAMES = (r"(?:[a-z]*mgr)?ses\d*", "sesid", "auth", "pwd")
 
-# `password=x`, `"token": "x"`, `x-xsrf-token: x` inside free text (exception messages, URLs).
+_SECRET_KEY = re.compile(
+    r"(?i)(?:" + "|".join(SECRET_KEY_PARTS) + r")|^(?:" + "|".join(SECRET_KEY_NAMES) + r")$")
+
+# `password=x`, `"token": "x"`, `x-xsrf-token: x`, `ses6=x` inside free text (exception
+# messages, URLs, headers).
 _SECRET_ASSIGNMENT = re.compile(
-    r"(?i)([\w.-]*(?:" + "|".join(SECRET_KEY_PARTS) + r")[\w.-]*[\"']?\s*[:=]\s*)"
+    r"(?i)((?:[\w.-]*(?:" + "|".join(SECRET_KEY_PARTS) + r")[\w.-]*"
+    r"|(?<![\w.-])(?:" + "|".join(SECRET_KEY_NAMES) + r"))[\"']?\s*[:=]\s*)"
     r"(\"[^\"]*\"|'[^']*'|[^\s\"'&,;]+)"
 )
 
@@ -60,8 +70,7 @@ def register_secret(value: str | None) -> None:
 
 
 def _is_secret_key(key: object) -> bool:
-    name = str(key).lower()
-    return any(part in name for part in SECRET_KEY_PARTS)
+    return _SECRET_KEY.search(str(key)) is not None
 
 
 def _mask_text(text: str) -> str:
