@@ -318,7 +318,8 @@ class DciClient:
         ok -> the server; failed or canceled -> OperationFailed with the panel's reason;
         a newer operation replacing ours -> OperationFailed (its outcome is unknown);
         still running at the deadline -> OperationTimedOut. A transient panel error while
-        polling does not end the wait: only the deadline does.
+        polling (busy, unreachable) does not end the wait: only the deadline does. A poll
+        past its request deadline (DeadlineExceeded) is not transient and ends the wait.
         """
         poll = poll or Backoff()
         deadline = poll.clock() + timeout
@@ -329,7 +330,7 @@ class DciClient:
             try:
                 last = self.server(server_id)
                 last_error = None
-            except (DciBusy, DciUnreachable) as exc:
+            except (DciBusy, DciUnreachable) as exc:  # never DeadlineExceeded: see above
                 last_error = exc
                 log.warning("dci.operation.poll_failed", server_id=server_id,
                             error=exc.type.value)
