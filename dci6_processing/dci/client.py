@@ -396,6 +396,7 @@ class DciClient:
         if orderby is not None and not _ORDERBY.fullmatch(orderby):
             raise ValueError(f"orderby must be '<field> asc|desc', got {orderby!r}")
         offset = 0
+        previous_edges: tuple[Any, Any] | None = None
         while True:
             params = {"limit": f"{offset},{page_size}"}
             if where is not None:
@@ -403,6 +404,13 @@ class DciClient:
             if orderby is not None:
                 params["orderby"] = orderby
             items, size = _envelope(self._session.call(target, params=params), target.name)
+            edges = (items[0], items[-1]) if items else None
+            if edges is not None and edges == previous_edges:
+                # a panel (or proxy) ignoring `limit` would be paged through forever
+                raise BadAnswer(f"the panel answered the same page again at offset {offset}",
+                                object=target.name,
+                                detail=f"{target.name}: the limit parameter is ignored")
+            previous_edges = edges
             yield from items
             offset += len(items)
             if not items or (size is not None and offset >= size):

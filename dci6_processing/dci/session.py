@@ -391,11 +391,11 @@ class DciSession:
         if not response.content:
             return {}
         try:
-            return response.json()
-        except ValueError:
+            return _decoded_json(response)
+        except ValueError as exc:
             raise BadAnswer("the panel's answer is not JSON", object=subject,
                             http_status=response.status_code,
-                            detail=f"{target.name}: non-JSON body") from None
+                            detail=f"{target.name}: {exc}"[:200]) from None
 
     def _raise(self, target: Route, path: str, response: requests.Response, *,
                subject: str, detail: str = "") -> NoReturn:
@@ -608,9 +608,20 @@ def _retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _json_or_none(response: requests.Response) -> Any:
+def _decoded_json(response: requests.Response) -> Any:
+    """The body as JSON. ValueError when it is not JSON, including JSON nested deeper than
+    Python's parser goes (it raises RecursionError: a hostile `[[[[...` must not escape)."""
     try:
         return response.json()
+    except RecursionError:
+        raise ValueError("non-JSON body: nested too deep to parse") from None
+    except ValueError:
+        raise ValueError("non-JSON body") from None
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return _decoded_json(response)
     except ValueError:
         return None
 
