@@ -131,6 +131,7 @@ def test_blank_secrets_are_not_registered() -> None:
         ("billmgrses5=1a2b", "billmgrses5=***"),
         ("addresses=3 uses=2 x-ses6=7", "addresses=3 uses=2 x-ses6=7"),
         ("api_key: k-123", "api_key: ***"),
+        ('cut off: {"password": "abc', 'cut off: {"password": ***'),
     ],
 )
 def test_secret_assignments_inside_text_are_masked(text: str, masked: str) -> None:
