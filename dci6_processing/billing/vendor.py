@@ -50,6 +50,10 @@ What the public sources show (C = confirmed there, I = inferred):
   `task.gettype operation=<command>`, `task.edit` (C: misc.py). Operation errors:
   `save_runningoperation_error(runningoperation, errorxml)` (C: misc.py).
 - Tariff change rollback: `service.changepricelist.rollback elid=N userid=U sok=ok` (C: spec).
+- The client's power buttons report with `service.postreboot` / `service.poststart` (C: the
+  public copy's `misc.postreboot` / `misc.poststart`) and `service.poststop` (C: a third-party
+  module, GAGroupLLC/billmgr-teamspeak; the public copy has no `poststop`, so it goes through
+  Mgrctl), each `elid=N sok=ok`.
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ SYNC_SERVICES_SQL = (
     "SELECT i.id, i.status, i.pricelist, i.account,"
     " (SELECT u.email FROM user u WHERE u.account = i.account ORDER BY u.id LIMIT 1) AS email,"
     " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS server_id,"
-    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note,"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS power_wish"
     " FROM item i"
     " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (%s, %s)"
     # a service an admin exempted from automation (param dci_manual=on) is not synced
@@ -122,6 +127,8 @@ _VENDOR_POST = {
     "resume": "postresume",
     "close": "postclose",
     "setparam": "postsetparam",
+    "reboot": "postreboot",  # the public copy has postreboot and poststart, no poststop
+    "start": "poststart",
 }
 
 
@@ -248,7 +255,8 @@ class VendorBilling:
         if info.get("processingmodule") is None:
             raise ModuleError(ErrorType.billing_failed, "processingmodule", str(item))
         params = {k: _text(v) for k, v in self._misc("itemparams", item).items()}
-        register_secret(params.get("password", ""))
+        for secret in sorted(CRYPTED):  # the crypted service params
+            register_secret(params.get(secret, ""))
         addons = {k: _text(v[0]) for k, v in self._misc("itemaddons", item).items()}
         pricelist = int(info["pricelist"])
         tariff = {k: _text(v) for k, v in self._misc("get_pricelist_params", pricelist).items()}
@@ -306,8 +314,8 @@ class VendorBilling:
         only = SYNC_ONE_ITEM if item is not None else ""
         one: tuple[int, ...] = (item,) if item is not None else ()
         rows = self._query("item", SYNC_SERVICES_SQL + only + " ORDER BY i.id",
-                           Param.SERVER_ID.value, Param.DRIFT.value, module, *_LIVE,
-                           Param.MANUAL.value, *one)
+                           Param.SERVER_ID.value, Param.DRIFT.value, Param.POWER_WISH.value,
+                           module, *_LIVE, Param.MANUAL.value, *one)
         addresses: dict[int, set[str]] = {}
         for row in self._query("ip", SYNC_ADDON_IPS_SQL + only, ItemType.IP.value, module,
                                *_LIVE, *one):
@@ -322,6 +330,7 @@ class VendorBilling:
                 addresses=frozenset(addresses.get(int(row["id"]), ())),
                 bookkeeping=ServiceBookkeeping.from_params({
                     Param.SERVER_ID.value: row["server_id"], Param.DRIFT.value: row["drift_note"],
+                    Param.POWER_WISH.value: row["power_wish"],
                 }),
             )
             for row in rows

@@ -1,12 +1,13 @@
 """`sync_item` and the cron `sync`: keep every server in step with its service in BILLmanager.
 
-The guide's rule: an Active service's server is powered on (switch ports up); a Stopped
-service's server is powered off (ports down, as suspend left them). What cannot be fixed
-without guessing — the server gone, owned by someone else, holding other addresses than
-BILLmanager records — is reported in the log and as the service's status message, and nothing
-of that service is touched (Tenantos). A server in maintenance mode or busy with an operation
-is left alone until a later run. A transient panel error never changes anything: it counts
-as failed and the next run tries again (VirtFusion).
+The guide's rule: an Active service's server is powered on (switch ports up) — unless its
+client powered it off with `stop` (lifecycle.client_power): that one stays off, counted as
+`client_stopped`; a Stopped service's server is powered off (ports down, as suspend left them).
+What cannot be fixed without guessing — the server gone, owned by someone else, holding other
+addresses than BILLmanager records — is reported in the log and as the service's status
+message, and nothing of that service is touched (Tenantos). A server in maintenance mode or
+busy with an operation is left alone until a later run. A transient panel error never changes
+anything: it counts as failed and the next run tries again (VirtFusion).
 
 The cron `sync` stays cheap for thousands of services: billing is read in bulk, the panel's
 servers are listed once per module page by page, every decision is taken from that listing,
@@ -76,6 +77,7 @@ class Outcome(StrEnum):
     DRIFTED = "drifted"
     FAILED = "failed"
     SKIPPED = "skipped"  # another process holds the service now; the next run looks again
+    CLIENT_STOPPED = "client_stopped"  # Active, left powered off: its client stopped it
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Assessment:
     drift: tuple[str, ...] = ()
     corrections: tuple[Correction, ...] = ()
     waiting: str = ""  # why corrections wait (an operation runs on the server)
+    client_stopped: bool = False  # Active and off, left off: the client's own `stop`
 
     @property
     def note(self) -> str:
@@ -162,17 +165,21 @@ def assess(entry: SyncEntry, server: Server | None) -> Assessment:
         return Assessment(waiting=f"operation {operation.id} is running")
     power = (server.power_status or "").lower()
     corrections: list[Correction] = []
+    left_off = False
     if entry.status == ServiceStatus.active:
         if not _ports_are(server, PortStatus.UP):
             corrections.append(Correction.PORTS_UP)
         if power == PowerStatus.OFF:
-            corrections.append(Correction.POWER_ON)
+            # the guide's rule, except for a server whose client powered it off
+            left_off = entry.bookkeeping.client_stopped
+            if not left_off:
+                corrections.append(Correction.POWER_ON)
     else:
         if server.is_powered_on:
             corrections.append(Correction.POWER_OFF)
         if not _ports_are(server, PortStatus.DOWN):
             corrections.append(Correction.PORTS_DOWN)
-    return Assessment(corrections=tuple(corrections))
+    return Assessment(corrections=tuple(corrections), client_stopped=left_off)
 
 
 def needs_attention(entry: SyncEntry, assessment: Assessment) -> bool:
@@ -227,7 +234,11 @@ def settle(ctx: ServiceContext, entry: SyncEntry, server: Server | None,
         ctx.billing.set_status_message(entry.item, "")
         ctx.billing.save_bookkeeping(entry.item, drift="")
         log.info("sync.drift_cleared", server_id=entry.bookkeeping.server_id_text)
-    return Outcome.CORRECTED if made else Outcome.IN_STEP
+    return Outcome.CORRECTED if made else _untouched(assessment)
+
+
+def _untouched(assessment: Assessment) -> Outcome:
+    return Outcome.CLIENT_STOPPED if assessment.client_stopped else Outcome.IN_STEP
 
 
 def _server_or_none(dci: DciClient, server_id: int | None) -> Server | None:
@@ -285,6 +296,7 @@ class Tally:
         return (f"pmdci6 sync: modules={self.modules} checked={self.checked} "
                 f"corrected={o[Outcome.CORRECTED]} drifted={o[Outcome.DRIFTED]} "
                 f"failed={o[Outcome.FAILED]} skipped={o[Outcome.SKIPPED]} "
+                f"client_stopped={o[Outcome.CLIENT_STOPPED]} "
                 f"requests={self.requests} seconds={seconds:.2f}")
 
 
@@ -316,7 +328,8 @@ def sync_modules(inv: Invocation) -> bytes:
     log.info("sync.summary", modules=tally.modules, checked=tally.checked,
              corrected=tally.outcomes[Outcome.CORRECTED],
              drifted=tally.outcomes[Outcome.DRIFTED], failed=tally.failed,
-             skipped=tally.outcomes[Outcome.SKIPPED], requests=tally.requests,
+             skipped=tally.outcomes[Outcome.SKIPPED],
+             client_stopped=tally.outcomes[Outcome.CLIENT_STOPPED], requests=tally.requests,
              seconds=round(seconds, 3))
     if tally.failed:
         raise SyncFailed(summary)
@@ -413,7 +426,7 @@ class ModuleSync:
                         drift=list(assessment.drift), reported=True)
             self.tally.count(Outcome.DRIFTED)
         else:
-            self.tally.count(Outcome.IN_STEP)
+            self.tally.count(_untouched(assessment))
 
     def _settle_locked(self, settings: ModuleSettings, dci: DciClient, entry: SyncEntry,
                        server: Server | None) -> Outcome:

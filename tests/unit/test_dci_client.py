@@ -28,6 +28,7 @@ from dci6_processing.dci.errors import (
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import ROUTES, route
 from dci6_processing.errors import ErrorType
+from dci6_processing.log import redact
 
 URL = "https://dci.example"
 API = f"{URL}/api"
@@ -327,6 +328,41 @@ def test_power(panel: responses.RequestsMock, client: DciClient, action: str) ->
     assert client.request_counts[f"server.power_{action}"] == 1
 
 
+def test_a_login_key_for_a_user_and_its_url(panel: responses.RequestsMock,
+                                            client: DciClient) -> None:
+    panel.post(f"{API}/auth/v4/user/42/key", status=201, json={"id": 3, "key": "k3y-Abc_1"},
+               match=[matchers.json_params_matcher({})])
+    key = client.create_login_key(42)
+    assert key == "k3y-Abc_1"
+    assert client.key_login_url(key) == f"{URL}/auth/key-v4/k3y-Abc_1"
+    assert client.login_page_url == f"{URL}/auth/login"
+    assert client.request_counts["auth.user.key.create"] == 1
+    assert redact("use k3y-Abc_1 now") == "use *** now"  # a credential from here on
+
+
+@pytest.mark.parametrize("answer", [{}, {"id": 3}, {"id": 3, "key": ""}, []])
+def test_a_key_answer_without_a_key_is_an_error(panel: responses.RequestsMock,
+                                                client: DciClient, answer: Any) -> None:
+    panel.post(f"{API}/auth/v4/user/42/key", status=201, json=answer)
+    with pytest.raises(DciError, match="without a key"):
+        client.create_login_key(42)
+
+
+@pytest.mark.parametrize("key", ["../admin", "a/b", "k?x=1", "k#f", "", "k e y"])
+def test_a_key_that_would_change_the_url_is_refused(client: DciClient, key: str) -> None:
+    with pytest.raises(DciError):
+        client.key_login_url(key)
+
+
+def test_a_refused_key_keeps_the_panels_status(panel: responses.RequestsMock,
+                                               client: DciClient) -> None:
+    panel.post(f"{API}/auth/v4/user/42/key", status=403,
+               json={"error": {"code": 1006, "msg": "Access denied"}})
+    with pytest.raises(DciError) as caught:
+        client.create_login_key(42)
+    assert caught.value.http_status == 403 and caught.value.value == "Access denied"
+
+
 def test_unknown_power_action(client: DciClient) -> None:
     with pytest.raises(ValueError):
         client.power(1, "cycle")  # type: ignore[arg-type]
@@ -433,6 +469,22 @@ def test_wait_failed_carries_the_panel_reason(
     assert caught.value.type is ErrorType.operation_failed
     assert caught.value.value == "disk /dev/sda failed SMART"
     assert caught.value.object == "1"
+
+
+@pytest.mark.parametrize(("status_info", "reason"), [
+    ({}, "failed"),  # ISPsystem's sample answer shows status_info as an empty object
+    ({"msg": "disk /dev/sda failed SMART"}, "disk /dev/sda failed SMART"),
+    ({"code": 7, "step": "partitioning"}, '{"code": 7, "step": "partitioning"}'),
+    ("", "failed"),
+])
+def test_wait_failed_reads_status_info_as_text_or_object(
+    panel: responses.RequestsMock, client: DciClient, status_info: Any, reason: str
+) -> None:
+    poll_answers(panel, {"id": 7, "status": "running", "status_info": {}},
+                 {"id": 7, "status": "failed", "status_info": status_info})
+    with pytest.raises(OperationFailed) as caught:
+        client.wait_for_operation(1, timeout=600, operation_id=7, poll=FakeTime().backoff())
+    assert caught.value.value == reason
 
 
 def test_wait_canceled_is_failed(panel: responses.RequestsMock, client: DciClient) -> None:
