@@ -64,6 +64,8 @@ def _wait(client: DciClient) -> object:
 TARGETS = {
     "auth": Target("POST", LOGIN, {"id": "6", "token": "6-abc", "confirmed": True},
                    lambda client: client.login()),
+    "auth login key": Target("POST", f"{API}/auth/v4/user/9/key", {"id": 3, "key": "k-1a2b"},
+                             lambda client: client.key_login_url(client.create_login_key(9))),
     "server.get": Target("GET", f"{API}/dci/v3/server/1", SERVER,
                          lambda client: client.server(1)),
     "server.list": Target("GET", f"{API}/dci/v3/server", {"list": [SERVER], "size": 1},
