@@ -35,6 +35,7 @@ from dci6_processing.dci.session import (
 )
 from dci6_processing.errors import ErrorType, ModuleError
 from tests.loopback import LoopbackServer, endless, never_answer, trickle
+from tests.unit.test_dci_client import FakeTime
 
 URL = "https://dci.example"
 EMAIL = "admin@example.com"
@@ -309,19 +310,6 @@ def test_a_connection_that_cannot_open_ends_at_the_connect_timeout() -> None:
             filler.close()
     assert elapsed < 5
     assert "no connection" in caught.value.value or "within" in caught.value.value
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_retry_after_is_honoured_and_capped(panel: responses.RequestsMock) -> None:

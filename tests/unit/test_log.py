@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,7 @@ import structlog
 from dci6_processing import log
 from dci6_processing.paths import MgrPaths
 
-
-@pytest.fixture(autouse=True)
-def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Secrets registered by other tests must not mask this test's text, and this test's
-    log file must not receive other tests' events."""
-    monkeypatch.setattr(log, "_secrets", set())
-    yield
-    log.close()
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+pytestmark = pytest.mark.usefixtures("isolated_logging")
 
 
 def events(paths: MgrPaths) -> list[dict[str, Any]]:
