@@ -342,7 +342,8 @@ class DciClient:
         ok -> the server; failed or canceled -> OperationFailed with the panel's reason;
         a newer operation replacing ours -> OperationFailed (its outcome is unknown);
         still running at the deadline -> OperationTimedOut. A transient panel error while
-        polling does not end the wait: only the deadline does.
+        polling (busy, unreachable) does not end the wait: only the deadline does. A poll
+        past its request deadline (DeadlineExceeded) is not transient and ends the wait.
         """
         poll = poll or Backoff()
         deadline = poll.clock() + timeout
@@ -353,7 +354,7 @@ class DciClient:
             try:
                 last = self.server(server_id)
                 last_error = None
-            except (DciBusy, DciUnreachable) as exc:
+            except (DciBusy, DciUnreachable) as exc:  # never DeadlineExceeded: see above
                 last_error = exc
                 log.warning("dci.operation.poll_failed", server_id=server_id,
                             error=exc.type.value)
@@ -419,6 +420,7 @@ class DciClient:
         if orderby is not None and not _ORDERBY.fullmatch(orderby):
             raise ValueError(f"orderby must be '<field> asc|desc', got {orderby!r}")
         offset = 0
+        previous_edges: tuple[Any, Any] | None = None
         while True:
             params = {"limit": f"{offset},{page_size}"}
             if where is not None:
@@ -426,6 +428,13 @@ class DciClient:
             if orderby is not None:
                 params["orderby"] = orderby
             items, size = _envelope(self._session.call(target, params=params), target.name)
+            edges = (items[0], items[-1]) if items else None
+            if edges is not None and edges == previous_edges:
+                # a panel (or proxy) ignoring `limit` would be paged through forever
+                raise BadAnswer(f"the panel answered the same page again at offset {offset}",
+                                object=target.name,
+                                detail=f"{target.name}: the limit parameter is ignored")
+            previous_edges = edges
             yield from items
             offset += len(items)
             if not items or (size is not None and offset >= size):

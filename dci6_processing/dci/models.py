@@ -177,6 +177,9 @@ def _roles(value: Any) -> list[str]:
     if isinstance(value, str):
         text = value.strip().strip("[]")
         return [part.strip().strip("'\"") for part in text.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        # pydantic turns a ValueError into a ValidationError (BadAnswer); a TypeError escapes
+        raise ValueError(f"roles must be a list or a string, not {type(value).__name__}")
     return [str(part) for part in value]
 
 

@@ -10,17 +10,16 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import structlog
 from click.testing import CliRunner
 from lxml import etree
 
-from dci6_processing import cli, commands, log
+from dci6_processing import cli, commands
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.paths import MgrPaths
@@ -52,15 +51,7 @@ HANDLERS_SOURCE = textwrap.dedent(
 _module_numbers = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Secrets registered by other tests must not mask this test's text, and this test's
-    log file must not receive other tests' events."""
-    monkeypatch.setattr(log, "_secrets", set())
-    yield
-    log.close()
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+pytestmark = pytest.mark.usefixtures("isolated_logging")
 
 
 @pytest.fixture
