@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -198,6 +199,34 @@ def test_saveparam_both_spellings(host: BillmgrHost) -> None:
                   "value=root").returncode == 0
     params = host.service(42).params
     assert params["hostname"] == "srv1" and params["username"] == "root"
+
+
+def test_a_param_from_the_environment_as_mgrctl_documents_it(host: BillmgrHost) -> None:
+    """`-e '<param>=$<ENV_NAME>'` (ispsystem.com/docs/b6c/developer-section/mgrctl-utility):
+    the value comes from the variable, the argv holds only its name."""
+    result = subprocess.run(
+        [str(host.paths.mgrctl), "-m", "billmgr", "service.saveparam", "elid=42", "sok=ok",
+         "crypted=on", "out=bjson", "-e", "password=$ROOT_SECRET"],
+        cwd=host.root, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "ROOT_SECRET": SECRET},
+    )
+    assert result.returncode == 0, result.stderr
+    assert host.service(42).params["password"] == SECRET
+    assert "password" in host.service(42).crypted_params
+
+
+@pytest.mark.parametrize(("argv", "why"), [
+    (["service.saveparam", "elid=42", "sok=ok", "-e", "password=$NOT_SET_ANYWHERE"],
+     "environment variable NOT_SET_ANYWHERE is not set"),
+    (["service.saveparam", "elid=42", "sok=ok", "-e", "password=plain"], "-e wants"),
+    (["service.saveparam", "elid=42", "sok=ok", "-e", "password=$1BAD"], "-e wants"),
+    (["-e", "password=$HOME", "service.saveparam", "elid=42"], "unexpected argument"),
+])
+def test_a_bad_environment_param_is_refused(host: BillmgrHost, argv: list[str],
+                                            why: str) -> None:
+    result = mgrctl(host, *argv)
+    assert result.returncode == 2 and why in result.stderr
+    assert "password" not in host.service(42).params
 
 
 def test_secrets_are_masked_in_the_event_log(host: BillmgrHost) -> None:
