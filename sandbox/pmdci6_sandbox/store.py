@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 STORE_NAME = "billmgr-sandbox.sqlite"
 BUSY_TIMEOUT_MS = 60_000
@@ -626,6 +625,13 @@ def _render(reply: Reply, fmt: str) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def quoteattr(text: str) -> str:
+    """An XML attribute value in double quotes, as xml.sax.saxutils.quoteattr escapes it,
+    without the import of urllib.request that made every mgrctl call slower."""
+    escaped = _escape(text).replace('"', "&quot;")
+    return '"' + escaped.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;") + '"'
 
 
 def _from_environment(word: str, environ: Mapping[str, str]) -> tuple[str, str] | str:

@@ -46,6 +46,22 @@ def host(tmp_path: Path) -> BillmgrHost:
 
 # layout and modes ---------------------------------------------------------------------------
 
+def test_mgrctl_starts_without_site_and_imports_no_network_library(tmp_path: Path) -> None:
+    """The stand-in runs for every BILLmanager call of every e2e test: it must stay cheap (no
+    site, no urllib/http import) and still work outside the virtualenv's site-packages."""
+    host = BillmgrHost.create(tmp_path / "mgr5")
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    result = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
+                            capture_output=True, text=True, check=False, env=env)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "pmdci6_sandbox.store" in imported, result.stderr[-2000:]
+    assert not imported & {"site", "urllib.request", "http.client", "email", "requests"}
+    run = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and 'type="missed"' in run.stdout, run
+
+
 def test_create_lays_out_a_mgr5_tree(tmp_path: Path) -> None:
     descriptor = tmp_path / "descriptor.xml"
     descriptor.write_text("<mgrdata/>")
@@ -56,7 +72,7 @@ def test_create_lays_out_a_mgr5_tree(tmp_path: Path) -> None:
     assert host.paths.descriptor.read_text() == "<mgrdata/>"
     assert (root / "var").is_dir() and host.paths.processing_dir.is_dir()
     first_line = host.paths.mgrctl.read_text().splitlines()[0]
-    assert first_line == f"#!{sys.executable}"
+    assert first_line == f"#!{sys.executable} -S"  # no site: the store needs only the stdlib
     assert mode(host.paths.mgrctl) == 0o755
 
 
