@@ -14,7 +14,8 @@ import pytest
 
 from tests.unit.test_install import clean_env
 
-pytestmark = pytest.mark.slow  # a real build: a few seconds
+# a real build: a few seconds; the module-scoped build is made once, on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 @pytest.fixture(scope="module")
