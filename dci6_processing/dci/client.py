@@ -2,7 +2,8 @@
 
 Paths come from `routes.py`, filters from `query.py`, transport (login, token reuse, retries,
 TLS) from `session.py`; this module turns answers into `models.py` objects and panel refusals
-into the project's error types. Lists are generators that hold one page at a time.
+into the project's error types. Lists are generators that hold one page at a time (a few
+pages when they are fetched concurrently).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dci6_processing.dci.models import (
     ServerIp,
     User,
 )
+from dci6_processing.dci.pool import map_bounded
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import ROUTES, Route, route
 from dci6_processing.dci.session import DciSession
@@ -105,22 +107,33 @@ class DciClient:
         retries_503: int = 10,
         backoff: float = 0.2,
         session: requests.Session | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._session = DciSession(
             url, email, password, verify=verify, timeout=timeout,
             token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
-            session=session,
+            session=session, concurrency=concurrency,
         )
 
     @classmethod
-    def from_settings(cls, settings: ModuleSettings, paths: MgrPaths) -> DciClient:
+    def from_settings(
+        cls, settings: ModuleSettings, paths: MgrPaths, *, concurrency: int = 1
+    ) -> DciClient:
+        """`concurrency`: how many threads may share this client (at most that many
+        requests in flight to the panel)."""
         return cls(
             settings.url,
             settings.username,
             settings.password.get_secret_value(),
             verify=settings.tls_verify,
             token_cache_dir=paths.ensure_state_dir() / "tokens",
+            concurrency=concurrency,
         )
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests this client may have in flight to the panel at once."""
+        return self._session.gate.limit
 
     @property
     def url(self) -> str:
@@ -148,9 +161,15 @@ class DciClient:
         *,
         orderby: str | None = "id asc",
         page_size: int = 500,
+        concurrent_pages: bool = False,
     ) -> Iterator[Server]:
+        """Every server matching `where`. `concurrent_pages`: once the first page gives the
+        total, fetch the others `concurrency` at a time (in order all the same). Offsets over
+        a panel that changes meanwhile can show a server twice or skip one: callers that
+        must see every server confirm the missing ones by id."""
         for raw in self._iterate(route("server.list"), where=where, orderby=orderby,
-                                 page_size=page_size):
+                                 page_size=page_size,
+                                 workers=self.concurrency if concurrent_pages else 1):
             yield _parse(Server, raw, "server.list")
 
     def free_servers(
@@ -412,26 +431,41 @@ class DciClient:
         where: Where | None,
         orderby: str | None,
         page_size: int,
+        workers: int = 1,
     ) -> Iterator[Any]:
-        """Every item of a list route, one `limit=<offset>,<count>` page in memory at a time."""
+        """Every item of a list route, one `limit=<offset>,<count>` page in memory at a time;
+        with `workers` > 1, the pages after the first are fetched that many at a time once the
+        first one has told the total (`size`)."""
         if page_size < 1:
             raise ValueError("page_size must be positive")
         if orderby is not None and not _ORDERBY.fullmatch(orderby):
             raise ValueError(f"orderby must be '<field> asc|desc', got {orderby!r}")
-        offset = 0
-        while True:
-            params = {"limit": f"{offset},{page_size}"}
+
+        def page(offset: int, count: int) -> tuple[list[Any], int | None]:
+            params = {"limit": f"{offset},{count}"}
             if where is not None:
                 params["where"] = str(where)
             if orderby is not None:
                 params["orderby"] = orderby
-            items, size = _envelope(self._session.call(target, params=params), target.name)
+            return _envelope(self._session.call(target, params=params), target.name)
+
+        items, size = page(0, page_size)
+        if workers > 1 and size is not None and items:
+            yield from items
+            step = len(items)  # the panel's own page size, should it cap ours
+            offsets = range(step, size, step)
+            for more, _ in map_bounded(lambda offset: page(offset, step), offsets, workers):
+                yield from more
+            return
+        offset = 0
+        while True:
             yield from items
             offset += len(items)
             if not items or (size is not None and offset >= size):
                 return
             if size is None and len(items) < page_size:
                 return
+            items, size = page(offset, page_size)
 
 
 def _envelope(body: Any, name: str) -> tuple[list[Any], int | None]:

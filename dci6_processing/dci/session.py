@@ -11,7 +11,11 @@ What the spec's "Transport" section asks, in one place:
   for GET, POST and DELETE, `retries_503` tries in all, then DciBusy;
 - a dropped connection is retried a couple of times for GET only (a POST may have landed);
 - every request has a timeout; TLS is verified by default, against a CA bundle when given;
-  verification off must be asked for and logs a warning once per panel.
+  verification off must be asked for and logs a warning once per panel;
+- one session may serve several threads (the cron sync's workers): at most `concurrency`
+  requests are in flight, a 503 holds every thread back, a rejected token is renewed once
+  however many threads saw it rejected, and each thread has its own HTTP connection pool
+  (`pool.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import os
 import secrets
 import stat
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -43,6 +48,7 @@ from dci6_processing.dci.errors import (
     classify,
     clean_text,
 )
+from dci6_processing.dci.pool import HttpSessions, PanelGate
 from dci6_processing.dci.routes import Route, route
 from dci6_processing.log import register_secret
 
@@ -139,6 +145,7 @@ class DciSession:
         backoff: float = 0.2,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.base_url = url.strip().rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
@@ -149,10 +156,13 @@ class DciSession:
         self.retries_503 = max(1, retries_503)
         self.backoff = backoff
         self._sleep = sleep or time.sleep
-        self._http = session or requests.Session()
+        self._http = HttpSessions(session)
+        self.gate = PanelGate(concurrency, sleep=self._sleep)
         self._token: str | None = None
+        self._auth_lock = threading.RLock()  # one login at a time, whatever the threads
         self._cache = TokenCache(token_cache_dir, self.base_url, email) if token_cache_dir else None
         self.request_counts: collections.Counter[str] = collections.Counter()
+        self._count_lock = threading.Lock()
         self.verify = self._tls_verify(verify)
         register_secret(password)
 
@@ -199,12 +209,23 @@ class DciSession:
         return token
 
     def _current_token(self) -> str:
-        if self._token is None and self._cache is not None:
-            cached = self._cache.load()
-            if cached:
-                register_secret(cached)
-                self._token = cached
-        return self._token or self.login()
+        with self._auth_lock:
+            if self._token is None and self._cache is not None:
+                cached = self._cache.load()
+                if cached:
+                    register_secret(cached)
+                    self._token = cached
+            return self._token or self.login()
+
+    def _renewed_token(self, rejected: str) -> str:
+        """A token to replace `rejected`: the one another thread already got, or a new login."""
+        with self._auth_lock:
+            if self._token is not None and self._token != rejected:
+                return self._token
+            if self._cache is not None:
+                self._cache.forget(rejected)
+            self._token = None
+            return self.login()
 
     def _secrets(self) -> list[str]:
         return [s for s in (self._password, self._token) if s]
@@ -227,10 +248,7 @@ class DciSession:
         response = self._send(target, path, params, body, token=token)
         if response.status_code == 401:
             log.info("dci.token.rejected", route=target.name)
-            if self._cache is not None:
-                self._cache.forget(token)
-            self._token = None
-            token = self.login()
+            token = self._renewed_token(token)
             response = self._send(target, path, params, body, token=token)
             if response.status_code == 401:
                 error = classify(401, _json_or_none(response), subject=self.email,
@@ -271,6 +289,7 @@ class DciSession:
             if attempt + 1 < self.retries_503:
                 delay = min(self.backoff * 2**attempt, MAX_503_DELAY)
                 log.info("dci.busy.retry", route=target.name, attempt=attempt + 1, delay=delay)
+                self.gate.hold(delay)  # the other threads wait too
                 self._sleep(delay)
         error = classify(503, _json_or_none(response), subject=self.host,
                          secrets=self._secrets(),
@@ -293,14 +312,17 @@ class DciSession:
             headers["Cookie"] = f"{SESSION_COOKIE}={token}"
         tries = 1 + (DROPPED_GET_RETRIES if target.method == "GET" else 0)
         for attempt in range(tries):
-            self.request_counts[target.name] += 1
+            with self._count_lock:
+                self.request_counts[target.name] += 1
             started = time.monotonic()
             try:
-                response = self._http.request(
-                    target.method, self.base_url + path, params=dict(params or {}) or None,
-                    json=dict(body) if body is not None else None, headers=headers,
-                    timeout=self.timeout, verify=self.verify, allow_redirects=False,
-                )
+                with self.gate.slot():
+                    response = self._http.current().request(
+                        target.method, self.base_url + path,
+                        params=dict(params or {}) or None,
+                        json=dict(body) if body is not None else None, headers=headers,
+                        timeout=self.timeout, verify=self.verify, allow_redirects=False,
+                    )
             except requests.exceptions.SSLError as exc:
                 raise DciTlsError(
                     clean_text(f"TLS handshake with {self.host} failed: {_reason(exc)}",
