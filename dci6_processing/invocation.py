@@ -32,6 +32,7 @@ class Invocation:
     itemtype: str | None = None
     lang: str | None = None
     userid: int | None = None
+    workers: int | None = None  # `sync --workers N`: concurrent requests per panel
     stdin: bytes = b""
     _billing: BillingPort | None = field(default=None, repr=False)
 
@@ -52,7 +53,7 @@ class Invocation:
             self._billing = VendorBilling(self.paths)
         return self._billing
 
-    def dci(self, settings: ModuleSettings) -> DciClient:
+    def dci(self, settings: ModuleSettings, *, concurrency: int = 1) -> DciClient:
         from dci6_processing.dci.client import DciClient
 
-        return DciClient.from_settings(settings, self.paths)
+        return DciClient.from_settings(settings, self.paths, concurrency=concurrency)

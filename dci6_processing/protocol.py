@@ -27,6 +27,7 @@ CONNECTION_PARAMS: tuple[tuple[str, bool], ...] = (
     ("diagtimeout", False),
     ("installtimeout_linux", False),
     ("installtimeout_windows", False),
+    ("sync_workers", False),
 )
 
 # Children of a form document that are not field values (tune_* commands echo whole forms).

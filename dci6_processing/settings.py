@@ -48,6 +48,9 @@ Switch = Annotated[bool, BeforeValidator(_switch)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 Minutes = Annotated[int, Field(ge=1, le=720)]
+# the cron sync's concurrent requests per panel (lifecycle/reconcile.py, dci/pool.py)
+SYNC_WORKERS_MIN, SYNC_WORKERS_MAX, SYNC_WORKERS_DEFAULT = 1, 32, 8
+SyncWorkers = Annotated[int, Field(ge=SYNC_WORKERS_MIN, le=SYNC_WORKERS_MAX)]
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -86,6 +89,7 @@ class ModuleSettings(_Settings):
     diagtimeout: Minutes = 60
     installtimeout_linux: Minutes = 60
     installtimeout_windows: Minutes = 120
+    sync_workers: SyncWorkers = SYNC_WORKERS_DEFAULT  # concurrent requests the cron sync makes
 
     @field_validator("url")
     @classmethod
@@ -255,7 +259,7 @@ class Service(BaseModel):
 
 
 def module_settings(raw: Mapping[str, Any]) -> ModuleSettings:
-    """Module params with blank timeouts meaning their defaults."""
-    timeouts = ("diagtimeout", "installtimeout_linux", "installtimeout_windows")
+    """Module params with blank timeouts (and worker count) meaning their defaults."""
+    timeouts = ("diagtimeout", "installtimeout_linux", "installtimeout_windows", "sync_workers")
     cleaned = {k: v for k, v in raw.items() if k not in timeouts or v not in (None, "")}
     return parse(ModuleSettings, cleaned)

@@ -264,12 +264,21 @@ class FakeBilling:
         self.bulk_reads = 0
         self.single_reads = 0
         self.settings_unreadable = False
+        self.reads = 0
+
+    def iter_services_for_sync(self, module: int) -> Iterator[SyncEntry]:
+        self.reads += 1
+        yield from self.services_for_sync(module)
+
+    def calls_made(self) -> dict[str, int]:
+        return {"read": self.reads, "write": len(self.messages) + len(self.params)}
 
     def services_for_sync(self, module: int, item: int | None = None) -> list[SyncEntry]:
         if item is None:
             self.bulk_reads += 1
             return sorted(self.entries.values(), key=lambda e: e.item)
         self.single_reads += 1
+        self.reads += 1
         found = self.entries.get(item)
         return [found] if found is not None and found.status in (ACTIVE, STOPPED) else []
 
@@ -300,7 +309,7 @@ class FakeBilling:
 class FakeInvocation(Invocation):
     panel: FakePanel | None = None
 
-    def dci(self, settings: ModuleSettings) -> DciClient:
+    def dci(self, settings: ModuleSettings, *, concurrency: int = 1) -> DciClient:
         assert self.panel is not None
         return cast(DciClient, self.panel)
 
@@ -339,11 +348,12 @@ def test_sync_lists_once_and_spends_one_request_per_correction(tmp_path: Path) -
 
     summary = run_sync(invocation(tmp_path, billing, panel))
 
-    assert panel.calls == [("server.power", 11, "on"), ("server.power", 14, "off")]
+    assert sorted(panel.calls) == [("server.power", 11, "on"), ("server.power", 14, "off")]
     assert panel.request_counts == {"server.list": 3, "server.power": 2}
     assert figures(summary) == {"modules": "1", "checked": "7", "corrected": "2",
                                 "drifted": "0", "failed": "0", "skipped": "0",
-                                "requests": "5", "seconds": figures(summary)["seconds"]}
+                                "requests": "5", "billing_reads": "3", "billing_writes": "0",
+                                "seconds": figures(summary)["seconds"]}
     assert billing.bulk_reads == 1
     assert billing.single_reads == 2  # re-read under the lock, only for the ones acted on
     assert billing.messages == [] and billing.params == []
