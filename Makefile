@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_STAMP := $(VENV)/.pmdci6-dev.stamp
 PYTEST_ARGS ?=
+# one pytest-xdist worker per core, each taking whole test files: the tests of one file share
+# a module fixture (make install's virtualenv) or the machine (the process-burst tests)
+PYTEST_XDIST ?= -n auto --dist loadfile
 
 # `make install DESTDIR=/tmp/stage PREFIX=/usr/local/mgr5`: PREFIX is BILLmanager's root on the
 # target host, DESTDIR an optional staging directory (for packages and tests).
@@ -40,7 +43,7 @@ $(VENV_STAMP): pyproject.toml sandbox/pyproject.toml | check-python
 	touch $@
 
 test: $(VENV_STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .

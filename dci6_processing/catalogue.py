@@ -2,7 +2,7 @@
 tune / get_server_config / check_param commands that fill BILLmanager's forms from the panel.
 
 Each command is `def name(inv: Invocation) -> bytes | None` (None prints `<doc><ok/></doc>`),
-registered in cli.DISPATCH. Imports that reach the network stay inside the functions.
+registered in commands.COMMANDS. Imports that reach the network stay inside the functions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import structlog
 from dci6_processing import protocol
 from dci6_processing.dci.models import Configuration, IpFamily, IpPool, Location, OsTemplate
 from dci6_processing.errors import ErrorType, ModuleError
-from dci6_processing.invocation import Invocation
+from dci6_processing.invocation import Invocation, dci_client
 from dci6_processing.log import register_secret
 from dci6_processing.settings import (
     ModuleSettings,
@@ -43,15 +43,7 @@ def check_connection(inv: Invocation) -> bytes | None:
     raw = protocol.processingmodule_params(protocol.parse_input(inv.stdin))
     register_secret(raw.get("password"))
     settings = parse(ModuleSettings, {name: raw[name] for name in LOGIN_PARAMS if name in raw})
-    from dci6_processing.dci.client import DciClient
-
-    client = DciClient(
-        settings.url,
-        settings.username,
-        settings.password.get_secret_value(),
-        verify=settings.tls_verify,
-    )
-    client.login()
+    dci_client(settings).login()
     log.info("connection_checked", panel=settings.url, username=settings.username)
     return None
 
@@ -176,11 +168,7 @@ def _form_client(inv: Invocation, raw: dict[str, str]) -> DciClient | None:
         log.info("tune_connection.incomplete", missing=[
             name for name in ("url", "username", "password") if not values.get(name)])
         return None
-    settings = parse(ModuleSettings, values)
-    from dci6_processing.dci.client import DciClient
-
-    return DciClient(settings.url, settings.username, settings.password.get_secret_value(),
-                     verify=settings.tls_verify)
+    return dci_client(parse(ModuleSettings, values))
 
 
 def tune_pricelist(inv: Invocation) -> bytes | None:

@@ -2,7 +2,8 @@
 
 With `--command` in argv it speaks BILLmanager's processing-module protocol: options in, one XML
 reply on stdout, exit 0 on success and 1 on failure (error XML on stdout, details in the log).
-Without it, it is a click group for people: `doctor`. (The sandbox is its own distribution,
+Without it, it is a click group for people: `doctor`. Which protocol commands exist, and what
+each needs, is the one table in `commands.py`. (The sandbox is its own distribution,
 `pmdci6-sandbox`, never installed on a billing host.)
 
 `features` must stay fast: it imports no handler, no requests, no pydantic, no structlog.
@@ -10,18 +11,15 @@ Without it, it is a click group for people: `doctor`. (The sandbox is its own di
 
 from __future__ import annotations
 
-import ast
-import functools
 import importlib
 import importlib.util
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dci6_processing import protocol
+from dci6_processing import commands, protocol
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.paths import MgrPaths, mgr_paths
@@ -30,41 +28,6 @@ if TYPE_CHECKING:
     import click
 
 Handler = Callable[[Invocation], bytes | None]
-
-# command -> "module:function"; imported only when that command runs.
-DISPATCH: dict[str, str] = {
-    "check_connection": "dci6_processing.catalogue:check_connection",
-    "tune_connection": "dci6_processing.catalogue:tune_connection",
-    "pricelist_dynamic_settings_tune": "dci6_processing.catalogue:tune_pricelist",
-    "get_server_config": "dci6_processing.catalogue:get_server_config",
-    "checkparam": "dci6_processing.catalogue:check_param",
-    "check_param": "dci6_processing.catalogue:check_param",
-    "open": "dci6_processing.lifecycle.activate:open_service",
-    "suspend": "dci6_processing.lifecycle.suspend:suspend_service",
-    "resume": "dci6_processing.lifecycle.suspend:resume_service",
-    "close": "dci6_processing.lifecycle.terminate:close_service",
-    "setparam": "dci6_processing.lifecycle.change:change_service",
-    "sync_item": "dci6_processing.lifecycle.reconcile:sync_item",
-    "sync": "dci6_processing.lifecycle.reconcile:sync_modules",
-}
-
-# Run from cron by this module's own entry, never by BILLmanager: not announced in features.
-OWN_COMMANDS = frozenset({"sync"})
-TAKES_STDIN = frozenset(
-    {
-        "check_connection",
-        "tune_connection",
-        "pricelist_dynamic_settings_tune",
-        "checkparam",
-        "check_param",
-    }
-)
-# BILLmanager's maintenance switch covers these (plus prolong and stat, which we do not run).
-DO_NOTHING_COMMANDS = frozenset(
-    {"open", "resume", "suspend", "close", "prolong", "sync_item", "sync", "stat"}
-)
-NEEDS_ITEM = frozenset({"open", "suspend", "resume", "close", "setparam", "sync_item"})
-NEEDS_MODULE = frozenset({"get_server_config"})
 
 # Subcommands for people, registered only when their module is importable.
 SUBCOMMANDS: dict[str, str] = {
@@ -113,7 +76,8 @@ def build_invocation(
 ) -> Invocation:
     command = options.get("command", "")
     data = b""
-    if command in TAKES_STDIN and stdin is not None and not stdin.isatty():
+    known = commands.COMMANDS.get(command)
+    if known is not None and known.takes_stdin and stdin is not None and not stdin.isatty():
         data = stdin.read()
     return Invocation(
         command=command,
@@ -135,48 +99,8 @@ def build_invocation(
 # --- dispatch -------------------------------------------------------------------------------
 
 
-@functools.cache
-def _top_level_names(source_file: str) -> frozenset[str]:
-    """Functions and plain assignments at the top of a module file, read without importing it."""
-    try:
-        tree = ast.parse(Path(source_file).read_bytes(), filename=source_file)
-    except (OSError, SyntaxError, ValueError):
-        return frozenset()
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return frozenset(names)
-
-
-def handler_available(command: str) -> bool:
-    """Whether the command's handler module exists, parses and defines the handler,
-    decided without importing the module."""
-    target = DISPATCH.get(command)
-    if target is None:
-        return False
-    module_name, _, function = target.partition(":")
-    try:
-        spec = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
-        return False
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return False
-    return function in _top_level_names(spec.origin)
-
-
-def available_features() -> list[str]:
-    return [
-        command
-        for command in DISPATCH
-        if command not in OWN_COMMANDS and handler_available(command)
-    ]
-
-
 def load_handler(command: str) -> Handler:
-    module_name, _, function = DISPATCH[command].partition(":")
+    module_name, _, function = commands.COMMANDS[command].handler.partition(":")
     handler: Handler = getattr(importlib.import_module(module_name), function)
     return handler
 
@@ -190,9 +114,10 @@ def _write(stdout: BinaryIO, reply: bytes) -> None:
 
 
 def _check_required(inv: Invocation) -> None:
-    if inv.command in NEEDS_ITEM:
+    command = commands.COMMANDS[inv.command]
+    if command.needs_item:
         inv.require_item()
-    if inv.command in NEEDS_MODULE:
+    if command.needs_module:
         inv.require_module()
 
 
@@ -215,9 +140,9 @@ def run_protocol(argv: Sequence[str], stdin: BinaryIO | None, stdout: BinaryIO) 
     """One BILLmanager call; returns the exit code. Every failure becomes error XML."""
     options = parse_options(argv)
     command = options.get("command", "")
-    if command == "features":
+    if command == commands.FEATURES:
         try:
-            _write(stdout, protocol.features_xml(available_features()))
+            _write(stdout, protocol.features_xml(commands.features()))
             return 0
         except Exception as exc:
             return _crash(command, exc, stdout)
@@ -237,13 +162,13 @@ def run_protocol(argv: Sequence[str], stdin: BinaryIO | None, stdout: BinaryIO) 
         import structlog
 
         log = structlog.get_logger(__name__)
-        if command in DO_NOTHING_COMMANDS and paths.do_nothing_flag.exists():
+        if commands.do_nothing_applies(command) and paths.do_nothing_flag.exists():
             log.info("maintenance_do_nothing", flag=str(paths.do_nothing_flag))
             _write(stdout, protocol.ok_xml())
             return 0
         inv = build_invocation(options, paths, stdin)
         logging_setup.bind(item=inv.item, module=inv.module)
-        if command not in DISPATCH:
+        if command not in commands.COMMANDS:
             raise ModuleError(ErrorType.unknown_command, object=command)
         _check_required(inv)
         log.info("command_started", runningoperation=inv.runningoperation)
@@ -322,6 +247,7 @@ def people_group() -> click.Group:
         help="BILLmanager 6 processing module for DCImanager 6 dedicated servers.\n\n"
         "BILLmanager runs it as `pmdci6 --command <name> ...`; the subcommands below are "
         "for people.",
+        epilog=f"\b\nProtocol commands (--command <name>):\n{commands.help_text()}",
     )
     @click.version_option(package_name="pmdci6")
     def group() -> None:

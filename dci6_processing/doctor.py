@@ -16,27 +16,45 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 import structlog
 
 from dci6_processing import log as module_log
-from dci6_processing.dci.client import DciClient, RouteProbe
-from dci6_processing.dci.errors import DciError
+from dci6_processing.dci.client import DciClient
+from dci6_processing.dci.errors import DciError, DciNotFound, RouteMismatch
 from dci6_processing.dci.models import IpFamily
+from dci6_processing.dci.routes import ROUTES, Route
 from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.invocation import dci_client
 from dci6_processing.paths import mgr_paths
 from dci6_processing.settings import ModuleSettings, TariffOptions, parse
+
+ProbeOutcome = Literal["answers", "missing", "error", "not probed"]
+
+
+@dataclass(frozen=True)
+class RouteProbe:
+    """What `doctor` learned about one route of the table."""
+
+    route: Route
+    outcome: ProbeOutcome
+    detail: str = ""
 
 
 @dataclass
 class Connection:
-    url: str
-    email: str
-    password: str
+    settings: ModuleSettings
     verify: bool | str
-    location_id: int | None = None
+
+    @property
+    def email(self) -> str:
+        return self.settings.username
+
+    @property
+    def location_id(self) -> int | None:
+        return self.settings.location_id
 
 
 @dataclass
@@ -91,12 +109,12 @@ def doctor_command(
     _quiet_logging(module_id)
     report = Report()
     try:
-        client = DciClient(connection.url, connection.email, connection.password,
-                           verify=connection.verify, timeout=timeout, retries_503=3)
+        client = dci_client(connection.settings, verify=connection.verify, timeout=timeout,
+                            retries_503=3)
     except DciError as exc:
         raise click.ClickException(f"{exc.type.value}: {exc.object} {exc.value}") from None
     _header(report, client, connection)
-    if _routes(report, client.probe_routes()):
+    if _routes(report, probe_routes(client)):
         _catalogue(report, client, connection, tariffs)
     report.line()
     if report.problems:
@@ -117,8 +135,7 @@ def _connection(
             raise click.UsageError("--module reads the connection; do not add --url/--email/"
                                    "--password-*")
         settings = _module_settings(module_id)
-        return Connection(settings.url, settings.username, settings.password.get_secret_value(),
-                          settings.ca_bundle or settings.verify_tls, settings.location_id)
+        return Connection(settings, settings.ca_bundle or settings.verify_tls)
     if not url or not email:
         raise click.UsageError("give --module N, or --url and --email with --password-file "
                                "or --password-env")
@@ -136,7 +153,7 @@ def _connection(
         settings = parse(ModuleSettings, {"url": url, "username": email, "password": password})
     except ModuleError as exc:
         raise click.UsageError(f"{exc.object}: {exc.detail or exc.value}") from None
-    return Connection(settings.url, settings.username, password, True)
+    return Connection(settings, True)
 
 
 def _module_settings(module_id: int) -> ModuleSettings:
@@ -201,6 +218,55 @@ def _header(report: Report, client: DciClient, connection: Connection) -> None:
         tls = "verified with the system CA store"
     report.line(f"DCImanager 6 at {client.url} as {connection.email}")
     report.line(f"TLS: {tls}")
+
+
+def probe_routes(client: DciClient) -> list[RouteProbe]:
+    """Which routes of the table this panel answers. GET routes are called for real;
+    routes that change state are not."""
+    probes: list[RouteProbe] = []
+    some_server: int | None = None
+    for target in ROUTES:
+        if target.name == "auth.token":
+            try:
+                client.login()
+                probes.append(RouteProbe(target, "answers", "logged in"))
+            except DciError as exc:
+                probes.append(RouteProbe(target, "error", exc.value))
+                return probes + [RouteProbe(r, "not probed", "login failed")
+                                 for r in ROUTES if r is not target]
+            continue
+        if target.changes_state:
+            probes.append(RouteProbe(target, "not probed", "would change state"))
+            continue
+        ids: dict[str, int] = {}
+        if "server_id" in target.placeholders:
+            if some_server is None:
+                probes.append(RouteProbe(target, "not probed", "no server to read"))
+                continue
+            ids["server_id"] = some_server
+        params = {} if target.placeholders else {"limit": "0,1"}
+        if target.name == "server.configuration":
+            params = {}
+        try:
+            body = client.call(target, ids=ids, params=params)
+        except RouteMismatch as exc:
+            probes.append(RouteProbe(target, "missing",
+                                     f"HTTP {exc.http_status}: {exc.method} {exc.path}"))
+            continue
+        except DciNotFound as exc:
+            # a list has no object to miss, and the server was just listed: no such route
+            probes.append(RouteProbe(target, "missing", f"HTTP 404: {exc.value}"))
+            continue
+        except DciError as exc:
+            probes.append(RouteProbe(target, "error", f"{exc.type.value}: {exc.value}"))
+            continue
+        if target.name == "server.list":
+            items = body.get("list") if isinstance(body, dict) else None
+            first = items[0] if isinstance(items, list) and items else None
+            if isinstance(first, dict) and isinstance(first.get("id"), int):
+                some_server = first["id"]
+        probes.append(RouteProbe(target, "answers"))
+    return probes
 
 
 def _routes(report: Report, probes: list[RouteProbe]) -> bool:

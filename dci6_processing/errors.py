@@ -4,6 +4,9 @@ BILLmanager shows the descriptor's message `msg_error_<type>` for an error XML o
 so each member here has an English and a Russian message in xml/billmgr_mod_pmdci6.xml
 (tests/unit/test_descriptor.py checks it). Raise `ModuleError(ErrorType.X, ...)`; never a bare
 string type. Kept free of heavy imports: the CLI's last-resort error path uses it.
+
+An error is never changed after it is built (`ModuleError` refuses it): its `str()` is what
+it said when raised. To add context, raise a new error `from` the old one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ class ErrorType(StrEnum):
     bad_credentials = "bad_credentials"
     panel_busy = "panel_busy"  # 503 after every retry
     panel_error = "panel_error"  # any other panel error: value carries the panel's message
+    route_mismatch = "route_mismatch"  # 405 / non-JSON 404: the route table differs (object=route)
+    panel_answer_too_large = "panel_answer_too_large"  # object=route, value names the limit
+    panel_timeout = "panel_timeout"  # a route's answer missed its deadline (object=route)
     not_found = "not_found"  # a panel object (server, user, ip) does not exist
     # choosing and owning a server
     no_free_server = "no_free_server"  # object=configuration
@@ -56,8 +62,11 @@ class ModuleError(Exception):
 
     `object` names the thing at fault (a param name, a configuration, a server id) and
     `value` the offending value or the panel's reason. Neither may contain a secret.
-    `detail` goes to the log only.
+    `detail` goes to the log only. Sealed once built: setting a field raises AttributeError
+    (subclasses set their own fields before calling this `__init__`).
     """
+
+    _sealed = False
 
     def __init__(
         self,
@@ -72,7 +81,22 @@ class ModuleError(Exception):
         self.value = str(value)
         self.detail = detail
         super().__init__(f"{self.type}: object={self.object!r} value={self.value!r}")
+        self._sealed = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # dunders stay writable: Python itself sets __traceback__, __cause__, __notes__
+        if self._sealed and not name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__} is sealed once built: raise a new "
+                                 f"error (from this one) instead of setting {name!r}")
+        super().__setattr__(name, value)
 
     @property
     def msg_name(self) -> str:
         return f"msg_error_{self.type}"
+
+
+class LockBusy(ModuleError):
+    """Another process holds the lock (of a service, the claim or the sync) right now."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(ErrorType.server_busy, object=what)

@@ -2,7 +2,8 @@
 
 `cli.py` builds it; every command handler takes it and returns the reply XML (bytes, built by
 `protocol.py`) or None for `<doc><ok/></doc>`. Heavy imports stay inside the methods so that
-`features` never pays for them.
+`features` never pays for them. `dci_client()` is the one place a DCImanager client is built
+from module settings (commands, catalogue forms, doctor).
 """
 
 from __future__ import annotations
@@ -54,6 +55,36 @@ class Invocation:
         return self._billing
 
     def dci(self, settings: ModuleSettings, *, concurrency: int = 1) -> DciClient:
-        from dci6_processing.dci.client import DciClient
+        """The module's client, sharing the token cache with every process of this host;
+        `concurrency`: how many threads may share it (at most that many requests in flight)."""
+        return dci_client(settings, paths=self.paths, concurrency=concurrency)
 
-        return DciClient.from_settings(settings, self.paths, concurrency=concurrency)
+
+def dci_client(
+    settings: ModuleSettings,
+    *,
+    paths: MgrPaths | None = None,
+    verify: bool | str | None = None,
+    timeout: float | None = None,
+    retries_503: int | None = None,
+    concurrency: int = 1,
+) -> DciClient:
+    """A DCImanager client for these module settings: the only place one is built.
+
+    `paths` adds the token cache shared across processes (without it every process logs in
+    afresh: check_connection must test the typed password, not a cached token); `verify`,
+    `timeout` and `retries_503` override the settings' TLS choice and the defaults (doctor).
+    """
+    from dci6_processing.dci.client import DciClient
+    from dci6_processing.dci.session import DEFAULT_503_TRIES, DEFAULT_TIMEOUT
+
+    return DciClient(
+        settings.url,
+        settings.username,
+        settings.password.get_secret_value(),
+        verify=settings.tls_verify if verify is None else verify,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        retries_503=DEFAULT_503_TRIES if retries_503 is None else retries_503,
+        token_cache_dir=paths.ensure_state_dir() / "tokens" if paths is not None else None,
+        concurrency=concurrency,
+    )

@@ -59,3 +59,17 @@ def _isolated_secrets() -> Iterator[None]:
     yield
     log._secrets.clear()
     log._secrets.update(before)
+
+
+@pytest.fixture(autouse=True)
+def _one_billing_root_per_process() -> Iterator[None]:
+    """The billing adapter imports the vendor library `billmgr` of its BILLmanager root once
+    per process and refuses another root's (a real host has one root). Each test gets its
+    own stand-in root, so each test starts as a fresh process would: no `billmgr` imported,
+    sys.path as it was."""
+    path_before = list(sys.path)
+    yield
+    for name in [n for n in sys.modules if n == "billmgr" or n.startswith("billmgr.")]:
+        del sys.modules[name]
+    sys.path[:] = path_before
+

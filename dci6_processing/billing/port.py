@@ -93,9 +93,6 @@ class BillingPort(Protocol):
         """BILLmanager calls made so far: "read" (one database query each) and "write" (one
         mgrctl process each, hundreds of milliseconds on a real host)."""
 
-    def services_of_module(self, module: int) -> list[int]:
-        """Items of this module that sync should look at (get_items_for_sync)."""
-
     def modules(self) -> list[int]:
         """Every processing module of this type (for `sync` without --module)."""
 

@@ -38,14 +38,12 @@ What the public sources show (C = confirmed there, I = inferred):
   `status`, `pricelist`, `account`, `processingmodule`, `parent` as iteminfo reads them (C),
   a service being an item without a parent (I: addons are child items), the client's
   e-mail as above, params from `itemparam` (C). IP rows: BILLmanager keeps them on the
-  service's `ip` addon item, as `itemips` joins them (C: misc.py); the sandbox store keeps
-  them on the service item itself, so both layouts are read.
+  service's `ip` addon item, as `itemips` joins them (C: misc.py); the sandbox store follows
+  that schema.
 - Module and tariff params: `get_module_params(module)` (crypted ones decrypted) (C: misc.py,
   bill-pter-bridge/utils/misc.py); `get_pricelist_params(pricelist)` (C: bill-pter-bridge
   utils/misc.py `order_params`). Modules of this type: `processingmodule.module`
   (C: the column iteminfo joins as `pm.module`).
-- Items to sync: `get_items_for_sync(module)` -> iterable of item ids (C:
-  ISPsystemLLC/billmanager processing/bill-nextcloud/src/commands/_stat.py).
 - Select lists: `sync_itemtype_param(module, itemtype, param, {value: {"name": label}})`
   (C: bill-pter-bridge/commands/_sync_server.py).
 - Manual work: `create_manual_task(iid, runningoperation, command, **kw)` = setmanual,
@@ -121,11 +119,6 @@ SYNC_ADDON_IPS_SQL = (
     " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
     " AND ip.name != ''"
 )
-SYNC_OWN_IPS_SQL = (
-    "SELECT ip.item AS item, ip.name FROM ip JOIN item i ON i.id = ip.item"
-    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
-    " AND ip.name != ''"
-)
 SYNC_ONE_ITEM = " AND i.id = %s"
 # the bulk read goes by chunks of services in id order: memory holds one chunk of rows
 SYNC_AFTER_ID = " AND i.id > %s"
@@ -157,17 +150,11 @@ def _loaded_from(module: ModuleType, lib: Path) -> bool:
 
 
 def _import_vendor(lib: Path) -> _Vendor:
-    loaded = sys.modules.get("billmgr")
-    if loaded is not None and not _loaded_from(loaded, lib):
-        # another root's library (only when one process serves several sandbox roots)
-        for name in [n for n in sys.modules if n == "billmgr" or n.startswith("billmgr.")]:
-            del sys.modules[name]
-        stale = str(Path(str(loaded.__file__)).parent.parent)
-        sys.path[:] = [entry for entry in sys.path if entry != stale]
+    """Import `billmgr` from this root's library. One process serves one BILLmanager root: a
+    `billmgr` already imported from elsewhere is refused, never replaced."""
     lib_text = str(lib)
-    if lib_text in sys.path:
-        sys.path.remove(lib_text)
-    sys.path.insert(0, lib_text)
+    if lib_text not in sys.path:
+        sys.path.insert(0, lib_text)
     try:
         misc = importlib.import_module("billmgr.misc")
         db = importlib.import_module("billmgr.db")
@@ -379,8 +366,7 @@ class VendorBilling:
         if limit is not None:
             ip_only, ip_args = SYNC_ID_RANGE, (arg, int(rows[-1]["id"]))
         addresses: dict[int, set[str]] = {}
-        ip_sql = SYNC_ADDON_IPS_SQL + ip_only + " UNION ALL " + SYNC_OWN_IPS_SQL + ip_only
-        for row in self._query("ip", ip_sql, module, *ip_args, module, *ip_args):
+        for row in self._query("ip", SYNC_ADDON_IPS_SQL + ip_only, module, *ip_args):
             addresses.setdefault(int(row["item"]), set()).add(_text(row["name"]))
         return [
             SyncEntry(
@@ -395,9 +381,6 @@ class VendorBilling:
             )
             for row in rows
         ]
-
-    def services_of_module(self, module: int) -> list[int]:
-        return sorted(int(item) for item in self._misc("get_items_for_sync", module))
 
     def modules(self) -> list[int]:
         return [int(row["id"]) for row in self._query("processingmodule", MODULES_SQL, MODULE_NAME)]

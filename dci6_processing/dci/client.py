@@ -1,9 +1,11 @@
 """The typed DCImanager 6 client: every call the module makes, in the panel's own terms.
 
 Paths come from `routes.py`, filters from `query.py`, transport (login, token reuse, retries,
-TLS) from `session.py`; this module turns answers into `models.py` objects and panel refusals
-into the project's error types. Lists are generators that hold one page at a time (a few
-pages when they are fetched concurrently).
+TLS) from `session.py`, the error class of a refusal from `errors.raise_from_response`; this
+module turns answers into `models.py` objects (a malformed one is `BadAnswer`) and re-raises
+a refusal, at most, as a new error naming the object it is about. Lists are generators that
+hold one page at a time (a few pages when
+they are fetched concurrently).
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import requests
 import structlog
 from pydantic import BaseModel, ValidationError
 
 from dci6_processing.dci.errors import (
+    BadAnswer,
     DciBusy,
     DciConflict,
     DciError,
-    DciNotFound,
     DciUnreachable,
+    NoSwitchConnection,
     OperationFailed,
     OperationTimedOut,
     PoolExhausted,
+    ServerOwned,
 )
 from dci6_processing.dci.models import (
     Configuration,
@@ -43,14 +47,9 @@ from dci6_processing.dci.models import (
 )
 from dci6_processing.dci.pool import map_bounded
 from dci6_processing.dci.query import Where
-from dci6_processing.dci.routes import ROUTES, Route, route
-from dci6_processing.dci.session import DciSession
-from dci6_processing.errors import ErrorType
+from dci6_processing.dci.routes import Route, route
+from dci6_processing.dci.session import DEFAULT_503_TRIES, DEFAULT_TIMEOUT, DciSession
 from dci6_processing.log import register_secret
-
-if TYPE_CHECKING:
-    from dci6_processing.paths import MgrPaths
-    from dci6_processing.settings import ModuleSettings
 
 log = structlog.get_logger(__name__)
 
@@ -82,18 +81,6 @@ class Backoff:
             interval = min(interval * self.factor, self.maximum)
 
 
-ProbeOutcome = Literal["answers", "missing", "error", "not probed"]
-
-
-@dataclass(frozen=True)
-class RouteProbe:
-    """What `doctor` learned about one route of the table."""
-
-    route: Route
-    outcome: ProbeOutcome
-    detail: str = ""
-
-
 class DciClient:
     def __init__(
         self,
@@ -102,9 +89,9 @@ class DciClient:
         password: str,
         *,
         verify: bool | str = True,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         token_cache_dir: Path | None = None,
-        retries_503: int = 10,
+        retries_503: int = DEFAULT_503_TRIES,
         backoff: float = 0.2,
         session: requests.Session | None = None,
         concurrency: int = 1,
@@ -113,21 +100,6 @@ class DciClient:
             url, email, password, verify=verify, timeout=timeout,
             token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
             session=session, concurrency=concurrency,
-        )
-
-    @classmethod
-    def from_settings(
-        cls, settings: ModuleSettings, paths: MgrPaths, *, concurrency: int = 1
-    ) -> DciClient:
-        """`concurrency`: how many threads may share this client (at most that many
-        requests in flight to the panel)."""
-        return cls(
-            settings.url,
-            settings.username,
-            settings.password.get_secret_value(),
-            verify=settings.tls_verify,
-            token_cache_dir=paths.ensure_state_dir() / "tokens",
-            concurrency=concurrency,
         )
 
     @property
@@ -219,7 +191,7 @@ class DciClient:
                                                "role": role}, subject=email)
         user_id = body.get("id") if isinstance(body, dict) else None
         if user_id is None:
-            raise DciError("user created but the panel returned no id", object=email)
+            raise BadAnswer("user created but the panel returned no id", object=email)
         return _parse(User, {"id": user_id, "email": email, "roles": [role]}, "user.create")
 
     def ip_pools(self) -> list[IpPool]:
@@ -238,11 +210,9 @@ class DciClient:
             self._call("server.owner.set", ids={"server_id": server_id},
                        body={"owner": user_id}, subject=f"server {server_id}")
         except DciConflict as exc:
-            if exc.http_status == 409 or exc.type is ErrorType.server_in_use:
-                raise DciConflict(exc.value, object=str(server_id), http_status=exc.http_status,
-                                  code=exc.code, panel_msg=exc.panel_msg, detail=exc.detail,
-                                  type=ErrorType.server_in_use) from None
-            raise
+            # NOTE: the spec promises only "a 409-style error if already owned": any refusal
+            # of a new owner in the server's state means the server is not ours to take
+            raise ServerOwned.recast(exc, object=str(server_id)) from exc
 
     def remove_owner(self, server_id: int) -> None:
         self._call("server.owner.remove", ids={"server_id": server_id},
@@ -253,10 +223,8 @@ class DciClient:
         try:
             self._call(name, ids={"server_id": server_id}, body={},
                        subject=f"server {server_id}")
-        except DciConflict as exc:
-            if exc.type is ErrorType.no_switch_connection:
-                exc.object = str(server_id)
-            raise
+        except NoSwitchConnection as exc:
+            raise NoSwitchConnection.recast(exc, object=str(server_id)) from exc
 
     def power(self, server_id: int, action: PowerAction) -> None:
         if action not in _POWER_ROUTES:
@@ -278,8 +246,7 @@ class DciClient:
             answer = self._call("server.ip.add", ids={"server_id": server_id}, body=body,
                                 subject=f"server {server_id}")
         except PoolExhausted as exc:
-            exc.object = str(pool_id)
-            raise
+            raise PoolExhausted.recast(exc, object=str(pool_id)) from exc
         if isinstance(answer, dict):
             answer = {"family": family, **answer}
         return _parse(ServerIp, answer, "server.ip.add")
@@ -360,50 +327,17 @@ class DciClient:
                     detail=f"waited {timeout:g} s")
             poll.sleep(min(next(intervals), remaining))
 
-    # doctor
+    # any route (doctor's probes)
 
-    def probe_routes(self) -> list[RouteProbe]:
-        """Which routes of the table this panel answers. GET routes are called for real;
-        routes that change state are not."""
-        probes: list[RouteProbe] = []
-        some_server: int | None = None
-        for target in ROUTES:
-            if target.name == "auth.token":
-                try:
-                    self.login()
-                    probes.append(RouteProbe(target, "answers", "logged in"))
-                except DciError as exc:
-                    probes.append(RouteProbe(target, "error", exc.value))
-                    return probes + [RouteProbe(r, "not probed", "login failed")
-                                     for r in ROUTES if r is not target]
-                continue
-            if target.changes_state:
-                probes.append(RouteProbe(target, "not probed", "would change state"))
-                continue
-            ids: dict[str, int] = {}
-            if "server_id" in target.placeholders:
-                if some_server is None:
-                    probes.append(RouteProbe(target, "not probed", "no server to read"))
-                    continue
-                ids["server_id"] = some_server
-            params = {} if target.placeholders else {"limit": "0,1"}
-            if target.name == "server.configuration":
-                params = {}
-            try:
-                body = self._session.call(target, ids=ids, params=params)
-            except DciNotFound as exc:
-                # a list has no object to miss, and the server was just listed: no such route
-                probes.append(RouteProbe(target, "missing", f"HTTP 404: {exc.value}"))
-                continue
-            except DciError as exc:
-                probes.append(RouteProbe(target, "error", f"{exc.type.value}: {exc.value}"))
-                continue
-            if target.name == "server.list":
-                items = _envelope(body, target.name)[0]
-                if items and isinstance(items[0], dict) and isinstance(items[0].get("id"), int):
-                    some_server = items[0]["id"]
-            probes.append(RouteProbe(target, "answers"))
-        return probes
+    def call(
+        self,
+        target: Route,
+        *,
+        ids: Mapping[str, int] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One route's raw JSON answer, for `doctor`'s probes; the lifecycle never uses it."""
+        return self._session.call(target, ids=ids, params=params)
 
     # plumbing
 
@@ -471,7 +405,7 @@ class DciClient:
 def _envelope(body: Any, name: str) -> tuple[list[Any], int | None]:
     """(list, size) of the spec's list envelope."""
     if not isinstance(body, dict) or not isinstance(body.get("list"), list):
-        raise DciError("the panel's list answer has no 'list'", object=name,
+        raise BadAnswer("the panel's list answer has no 'list'", object=name,
                        detail=f"{name}: unexpected list envelope")
     size = body.get("size")
     total = size if isinstance(size, int) and not isinstance(size, bool) else None
@@ -484,7 +418,7 @@ def _parse(model: type[_M], raw: Any, name: str) -> _M:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise DciError(f"unexpected answer from the panel ({where}: {first['msg']})",
+        raise BadAnswer(f"unexpected answer from the panel ({where}: {first['msg']})",
                        object=name, detail=f"{name}: {model.__name__} validation") from None
 
 

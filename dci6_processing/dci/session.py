@@ -9,6 +9,7 @@ What the spec's "Transport" section asks, in one place:
   a 401 on login itself is bad credentials at once;
 - HTTP 503 (the platform waking a suspended service): retried with a short growing backoff
   for GET, POST and DELETE, `retries_503` tries in all, then DciBusy;
+- every answer >= 400 becomes its typed error in `errors.raise_from_response` (one place);
 - a dropped connection is retried a couple of times for GET only (a POST may have landed);
 - every request has a timeout; TLS is verified by default, against a CA bundle when given;
   verification off must be asked for and logs a warning once per panel;
@@ -32,7 +33,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import requests
@@ -40,13 +41,11 @@ import structlog
 from urllib3.exceptions import InsecureRequestWarning
 
 from dci6_processing.dci.errors import (
-    DciAuthError,
-    DciBusy,
-    DciError,
+    BadAnswer,
     DciTlsError,
     DciUnreachable,
-    classify,
     clean_text,
+    raise_from_response,
 )
 from dci6_processing.dci.pool import HttpSessions, PanelGate
 from dci6_processing.dci.routes import Route, route
@@ -57,6 +56,8 @@ log = structlog.get_logger(__name__)
 XSRF_HEADER = "x-xsrf-token"
 SESSION_COOKIE = "ses6"
 BOX_HEADER = "isp-box-instance"
+DEFAULT_TIMEOUT = 60.0  # seconds per request, as ISPsystem's PHP library
+DEFAULT_503_TRIES = 10  # ISPsystem's own example
 MAX_503_DELAY = 2.0
 DROPPED_GET_RETRIES = 2
 DROPPED_RETRY_DELAY = 0.1
@@ -139,9 +140,9 @@ class DciSession:
         password: str,
         *,
         verify: bool | str = True,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         token_cache_dir: Path | None = None,
-        retries_503: int = 10,
+        retries_503: int = DEFAULT_503_TRIES,
         backoff: float = 0.2,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -189,18 +190,16 @@ class DciSession:
     def login(self) -> str:
         """A fresh token from the panel (the cache is refreshed, never consulted)."""
         login_route = route("auth.token")
-        response = self._send(login_route, login_route.path(), None,
+        path = login_route.path()
+        response = self._send(login_route, path, None,
                               {"email": self.email, "password": self._password}, token=None)
         if response.status_code in (401, 403):
-            error = classify(401, _json_or_none(response), subject=self.email,
-                             secrets=self._secrets(), detail="login refused")
-            raise DciAuthError(error.value, object=self.email, http_status=response.status_code,
-                               code=error.code, panel_msg=error.panel_msg, detail="login refused")
-        body = self._body(login_route, response, subject=self.host)
+            self._raise(login_route, path, response, subject=self.email, detail="login refused")
+        body = self._body(login_route, path, response, subject=self.host)
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise DciError("login answer has no token", object=self.host,
-                           http_status=response.status_code)
+            raise BadAnswer("login answer has no token", object=self.host,
+                            http_status=response.status_code)
         register_secret(token)
         self._token = token
         if self._cache is not None:
@@ -251,26 +250,31 @@ class DciSession:
             token = self._renewed_token(token)
             response = self._send(target, path, params, body, token=token)
             if response.status_code == 401:
-                error = classify(401, _json_or_none(response), subject=self.email,
-                                 secrets=self._secrets(), detail="fresh token rejected")
-                raise error
-        return self._body(target, response, subject=what)
+                self._raise(target, path, response, subject=self.email,
+                            detail="fresh token rejected")
+        return self._body(target, path, response, subject=what)
 
-    def _body(self, target: Route, response: requests.Response, *, subject: str) -> Any:
+    def _body(self, target: Route, path: str, response: requests.Response, *,
+              subject: str) -> Any:
         if response.status_code >= 400:
-            raise classify(
-                response.status_code, _json_or_none(response), subject=subject,
-                secrets=self._secrets(),
-                detail=f"{target.method} {target.name} -> HTTP {response.status_code}",
-            )
+            self._raise(target, path, response, subject=subject)
         if not response.content:
             return {}
         try:
             return response.json()
         except ValueError:
-            raise DciError("the panel's answer is not JSON", object=subject,
-                           http_status=response.status_code,
-                           detail=f"{target.name}: non-JSON body") from None
+            raise BadAnswer("the panel's answer is not JSON", object=subject,
+                            http_status=response.status_code,
+                            detail=f"{target.name}: non-JSON body") from None
+
+    def _raise(self, target: Route, path: str, response: requests.Response, *,
+               subject: str, detail: str = "") -> NoReturn:
+        """The typed error for an answer >= 400 (errors.raise_from_response maps it)."""
+        raise_from_response(
+            response.status_code, _json_or_none(response), route=target.name,
+            method=target.method, path=path, subject=subject, secrets=self._secrets(),
+            detail=detail,
+        )
 
     def _send(
         self,
@@ -291,11 +295,8 @@ class DciSession:
                 log.info("dci.busy.retry", route=target.name, attempt=attempt + 1, delay=delay)
                 self.gate.hold(delay)  # the other threads wait too
                 self._sleep(delay)
-        error = classify(503, _json_or_none(response), subject=self.host,
-                         secrets=self._secrets(),
-                         detail=f"{target.name}: 503 after {self.retries_503} tries")
-        raise DciBusy(error.value, object=self.host, http_status=503, code=error.code,
-                      panel_msg=error.panel_msg, detail=error.detail)
+        self._raise(target, path, response, subject=self.host,
+                    detail=f"{target.name}: 503 after {self.retries_503} tries")
 
     def _transmit(
         self,

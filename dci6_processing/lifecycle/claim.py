@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import structlog
 
+from dci6_processing.dci.errors import ServerOwned
 from dci6_processing.dci.models import Configuration, Server, User
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.lifecycle.common import ServiceContext, claim_lock, owned_by, step
@@ -76,10 +77,8 @@ def _raise_in_use(server_id: int) -> Server:
 def _set_owner_verified(ctx: ServiceContext, server_id: int, user: User) -> Server | None:
     try:
         ctx.dci.set_owner(server_id, user.id)
-    except ModuleError as exc:
-        if exc.type is ErrorType.server_in_use:
-            return None
-        raise
+    except ServerOwned:
+        return None
     server = ctx.dci.server(server_id)
     return server if server.owner == user.id else None
 

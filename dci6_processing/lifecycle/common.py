@@ -20,7 +20,7 @@ import structlog
 from dci6_processing.billing.port import BillingPort
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.models import Server, User
-from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.errors import ErrorType, LockBusy, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.paths import MgrPaths
 from dci6_processing.settings import ModuleSettings, OrderAddons, Service, TariffOptions
@@ -94,7 +94,7 @@ def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise ModuleError(ErrorType.server_busy, object=what) from None
+                    raise LockBusy(what) from None
                 time.sleep(0.05)
         yield
     finally:

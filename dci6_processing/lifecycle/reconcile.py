@@ -37,10 +37,17 @@ import structlog
 
 from dci6_processing.billing.port import BillingPort, SyncEntry
 from dci6_processing.dci.client import DciClient
-from dci6_processing.dci.errors import DciError, DciNotFound, PowerActionRejected
+from dci6_processing.dci.errors import (
+    DciBusy,
+    DciError,
+    DciNotFound,
+    DciUnreachable,
+    PanelInternalError,
+    PowerActionRejected,
+)
 from dci6_processing.dci.models import PortStatus, PowerStatus, Server
 from dci6_processing.dci.pool import map_bounded
-from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.errors import ErrorType, LockBusy, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.common import (
     ServiceContext,
@@ -363,11 +370,9 @@ def sync_modules(inv: Invocation) -> bytes:
     with ExitStack() as stack:
         try:
             stack.enter_context(_sync_lock(inv.paths))
-        except ModuleError as exc:
-            if exc.type is ErrorType.server_busy:
-                raise ModuleError(ErrorType.sync_running, object="sync",
-                                  detail="another sync holds the lock") from None
-            raise
+        except LockBusy:
+            raise ModuleError(ErrorType.sync_running, object="sync",
+                              detail="another sync holds the lock") from None
         billing = inv.billing()
         modules = [inv.module] if inv.module is not None else billing.modules()
         tally = Tally()
@@ -518,9 +523,7 @@ class ModuleSync:
             with ExitStack() as stack:
                 try:
                     stack.enter_context(service_lock(self.inv.paths, entry.item, wait_seconds=0))
-                except ModuleError as exc:
-                    if exc.type is not ErrorType.server_busy:
-                        raise
+                except LockBusy:
                     log.info("sync.service_busy")
                     return Outcome.SKIPPED
                 fresh = self.billing.services_for_sync(self.module, item=entry.item)
@@ -559,8 +562,7 @@ def _count(first: SyncEntry | None, rest: Iterator[SyncEntry]) -> int:
 
 
 def _is_transient(exc: DciError) -> bool:
-    return exc.type in (ErrorType.panel_busy, ErrorType.panel_unreachable) or (
-        exc.http_status is not None and exc.http_status >= 500)
+    return isinstance(exc, (DciBusy, DciUnreachable, PanelInternalError))
 
 
 def _service_of(entry: SyncEntry, module: int) -> Service:

@@ -32,10 +32,9 @@ CRYPTED_MODULE_PARAMS = frozenset({"password"})
 CRYPTED_SERVICE_PARAMS = frozenset({"password"})
 DEFAULT_TASK_TYPE = "dedic_manual"
 DESCRIPTOR_NAME = "billmgr_mod_pmdci6.xml"
-# addon items number from 1,000,000 so the service ids tests choose never collide with them
-INSERT_ADDON = (
-    "INSERT INTO item (id, parent, intname, value, status, pricelist, processingmodule, account)"
-    " VALUES ((SELECT MAX(COALESCE(MAX(id), 0) + 1, 1000000) FROM item), ?, ?, ?, ?, ?, ?, ?)"
+INSERT_ADDON = (  # store.ADDON_ID is a constant
+    "INSERT INTO item (id, parent, intname, value, status, pricelist, processingmodule, account)"  # noqa: S608
+    f" VALUES ({store.ADDON_ID}, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -260,8 +259,9 @@ class BillmgrHost:
                 conn.execute(
                     INSERT_ADDON, (item, key, _text(value), status, pricelist, module, account_id)
                 )
-            for _ in range(ip_slots):
-                conn.execute("INSERT INTO ip (item) VALUES (?)", (item,))
+            if ip_slots:
+                addon = store.ip_addon(conn, item)
+                conn.executemany("INSERT INTO ip (item) VALUES (?)", [(addon,)] * ip_slots)
 
     def add_live_services(self, services: Iterable[LiveService]) -> None:
         """Many opened services in one transaction (the sync benchmark seeds 10,000)."""
@@ -279,10 +279,12 @@ class BillmgrHost:
                         f"INSERT INTO {table} (item, intname, value) VALUES (?, ?, ?)",  # noqa: S608
                         (service.item, key, _text(value)),
                     )
-                conn.executemany(
-                    "INSERT INTO ip (item, name, status) VALUES (?, ?, 2)",
-                    [(service.item, address) for address in service.ips],
-                )
+                if service.ips:
+                    addon = store.ip_addon(conn, service.item)
+                    conn.executemany(
+                        "INSERT INTO ip (item, name, status) VALUES (?, ?, 2)",
+                        [(addon, address) for address in service.ips],
+                    )
 
     def set_param(self, item: int, name: str, value: Any) -> None:
         """A service param changed in BILLmanager (e.g. the client picks another OS)."""
@@ -353,10 +355,13 @@ class BillmgrHost:
                 "SELECT intname, value FROM itemcryptedparam WHERE item = ?", (item,)
             ).fetchall()
             addons = conn.execute(
-                "SELECT intname, value FROM item WHERE parent = ?", (item,)
+                "SELECT intname, value FROM item WHERE parent = ? AND intname IS NOT NULL",
+                (item,),
             ).fetchall()
             ips = conn.execute(
-                "SELECT id, name, status FROM ip WHERE item = ? ORDER BY id", (item,)
+                "SELECT ip.id, ip.name, ip.status FROM ip JOIN item addon ON addon.id = ip.item"
+                " WHERE addon.parent = ? ORDER BY ip.id",
+                (item,),
             ).fetchall()
             events = conn.execute(
                 "SELECT func, args FROM mgrctl_event WHERE item = ? ORDER BY id", (item,)

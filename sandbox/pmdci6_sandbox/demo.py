@@ -1,6 +1,6 @@
-"""`pmdci6-sandbox demo`: a whole order lifecycle on the sandbox, through the real binary, exactly as
-BILLmanager would call it — printed as a timeline, with the hardware and billing state after
-every call, and checked at the end.
+"""`pmdci6-sandbox demo`: a whole order lifecycle on the sandbox, through the real binary,
+exactly as BILLmanager would call it — printed as a timeline, with the hardware and billing
+state after every call, and checked at the end.
 """
 
 from __future__ import annotations

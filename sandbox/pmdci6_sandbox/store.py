@@ -11,9 +11,13 @@ values with the key at `etc/billmgr.pem` (PKCS#1 v1.5, base64). The stand-in kee
 plain text in those separate tables of this file, which is created 0600; nothing here
 prints them.
 
-Simplifications (documented, deliberate): an addon is a child item carrying its own
-`intname` and `value` (the real one goes through addon pricelists); an IP row points at the
-service item itself (the real one points at the service's `ip` addon item).
+IP rows follow BILLmanager's schema: an `ip` row points at the service's `ip` addon item (a
+child item whose pricelist has itemtype `ip`), as the vendor library's `itemips` joins them
+(github.com/ea0hw33/billmgr billmgr/misc.py). `ip_addon()` finds or creates that item.
+
+Simplification (documented, deliberate): an addon that carries an ordered quantity is a child
+item with its own `intname` and `value` (the real one goes through addon pricelists); the
+`ip` addon item that holds the IP rows has no `intname`, so it is not one of those.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from xml.sax.saxutils import quoteattr
 STORE_NAME = "billmgr-sandbox.sqlite"
 BUSY_TIMEOUT_MS = 60_000
 MODULE_TYPE = "pmdci6"
+
+# the pricelist of every service's `ip` addon item (itemtype `ip`), created with the store;
+# a number no test picks for a tariff
+IP_ITEMTYPE = "ip"
+IP_PRICELIST = 990_000
+# addon items number from 1,000,000 so the service ids tests choose never collide with them
+ADDON_ID = "(SELECT MAX(COALESCE(MAX(id), 0) + 1, 1000000) FROM item)"
 
 # BILLmanager item status codes (see dci6_processing.settings.ServiceStatus)
 ORDERED, ACTIVE, STOPPED, DELETED = 1, 2, 3, 4
@@ -148,8 +159,37 @@ def create_store(path: Path) -> None:
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(SCHEMA)
+        with write(conn):
+            conn.execute("INSERT OR IGNORE INTO itemtype (intname) VALUES (?)", (IP_ITEMTYPE,))
+            conn.execute(
+                "INSERT OR IGNORE INTO pricelist (id, name, intname, itemtype) VALUES"
+                " (?, 'IPv4 address', ?, (SELECT id FROM itemtype WHERE intname = ?))",
+                (IP_PRICELIST, IP_ITEMTYPE, IP_ITEMTYPE),
+            )
     finally:
         conn.close()
+
+
+def ip_addon(conn: sqlite3.Connection, item: int) -> int:
+    """The service's `ip` addon item, which BILLmanager's IP rows point at; created (like
+    BILLmanager does when addresses are ordered) on first use. Call inside a write."""
+    row = conn.execute(
+        "SELECT id FROM item WHERE parent = ? AND pricelist = ?", (item, IP_PRICELIST)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    cursor = conn.execute(
+        f"INSERT INTO item (id, parent, status, pricelist, processingmodule, account)"  # noqa: S608
+        f" SELECT {ADDON_ID}, id, status, ?, processingmodule, account FROM item WHERE id = ?",
+        (IP_PRICELIST, item),
+    )
+    if cursor.rowcount != 1:
+        raise MgrctlError("missed", "elid", str(item))
+    return int(cursor.lastrowid or 0)
+
+
+# the service an IP row belongs to (the parent of its `ip` addon item)
+IP_SERVICE_SQL = "SELECT addon.parent FROM ip JOIN item addon ON addon.id = ip.item WHERE ip.id = ?"
 
 
 def is_secret_name(name: str) -> bool:
@@ -213,8 +253,8 @@ class BillmgrApi:
             if func.startswith("service.ip."):
                 if "plid" in args:
                     return int(args["plid"])
-                row = conn.execute("SELECT item FROM ip WHERE id = ?", (args["elid"],)).fetchone()
-                return int(row["item"]) if row else None
+                row = conn.execute(IP_SERVICE_SQL, (args["elid"],)).fetchone()
+                return int(row[0]) if row and row[0] is not None else None
             if func.startswith("runningoperation."):
                 row = conn.execute(
                     "SELECT item FROM runningoperation WHERE id = ?", (args["elid"],)
@@ -397,7 +437,7 @@ def _ip_add(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> 
             ip_id = int(
                 conn.execute(
                     "INSERT INTO ip (item, name, mask, gateway, domain) VALUES (?, ?, ?, ?, ?)",
-                    (item, *fields),
+                    (ip_addon(conn, item), *fields),
                 ).lastrowid
                 or 0
             )

@@ -24,7 +24,6 @@ from dci6_processing.dci.errors import (
 )
 from dci6_processing.dci.models import IpFamily
 from dci6_processing.dci.query import Where
-from dci6_processing.dci.routes import ROUTES
 from dci6_processing.errors import ErrorType
 from pmdci6_sandbox.dcisim import DciSimulator, is_free
 
@@ -264,14 +263,6 @@ def test_stop_operation_cancels(sim: DciSimulator, client: DciClient, quick_poll
     client.stop_operation(1)
     with pytest.raises(OperationFailed, match="canceled"):
         client.wait_for_operation(1, timeout=10, operation_id=operation.id, poll=quick_poll)
-
-
-def test_probe_routes_on_the_simulator(client: DciClient) -> None:
-    probes = {p.route.name: p for p in client.probe_routes()}
-    assert set(probes) == {r.name for r in ROUTES}
-    for r in ROUTES:
-        expected = "not probed" if r.changes_state and r.name != "auth.token" else "answers"
-        assert probes[r.name].outcome == expected, (r.name, probes[r.name])
 
 
 # --- faults ---------------------------------------------------------------------------

@@ -10,7 +10,9 @@ import pytest
 import structlog
 from click.testing import CliRunner, Result
 
-from dci6_processing.doctor import doctor_command
+from dci6_processing.dci.client import DciClient
+from dci6_processing.dci.routes import ROUTES
+from dci6_processing.doctor import doctor_command, probe_routes
 from dci6_processing.paths import ROOT_ENV
 from pmdci6_sandbox.billmgr_host import BillmgrHost
 from pmdci6_sandbox.dcisim import DciSimulator
@@ -29,6 +31,14 @@ def run(sim: DciSimulator, *args: str, password: str | None = None) -> Result:
     env = {"DCI_PASSWORD": password if password is not None else sim.admin_password}
     return runner.invoke(doctor_command, ["--url", sim.url, "--email", sim.admin_email,
                                           "--password-env", "DCI_PASSWORD", *args], env=env)
+
+
+def test_probe_routes_on_the_simulator(client: DciClient) -> None:
+    probes = {p.route.name: p for p in probe_routes(client)}
+    assert set(probes) == {r.name for r in ROUTES}
+    for r in ROUTES:
+        expected = "not probed" if r.changes_state and r.name != "auth.token" else "answers"
+        assert probes[r.name].outcome == expected, (r.name, probes[r.name])
 
 
 def test_a_healthy_panel(sim: DciSimulator) -> None:

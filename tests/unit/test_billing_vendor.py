@@ -4,6 +4,7 @@ the stand-in vendor library and mgrctl, as in production."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,16 +143,6 @@ def test_modules_lists_only_this_module_type(host: BillmgrHost, billing: VendorB
     host.add_module(3, url="https://dci2.example.com", username="a@example.com", password="x")
     host.add_foreign_module(2, "pmvmmanager6")
     assert billing.modules() == [MODULE, 3]
-
-
-def test_services_of_module(host: BillmgrHost, billing: VendorBilling) -> None:
-    host.add_module(3, url="https://dci2.example.com", username="a@example.com", password="x")
-    for item, status, module in ((50, 2, MODULE), (51, 3, MODULE), (52, 4, MODULE),
-                                 (53, 2, 3), (54, 5, MODULE)):
-        host.add_service(item, module=module, pricelist=TARIFF, account_id=7, status=status,
-                         addons={"ip": "1"})
-    assert billing.services_of_module(MODULE) == [50, 51]
-    assert billing.services_of_module(3) == [53]
 
 
 def test_services_holding_server(host: BillmgrHost, billing: VendorBilling) -> None:
@@ -336,12 +327,32 @@ def test_failing_mgrctl_is_billing_failed(host: BillmgrHost, billing: VendorBill
     assert "broken" in err.detail
 
 
-def test_each_root_gets_its_own_library(tmp_path: Path, host: BillmgrHost) -> None:
+def test_a_second_root_in_the_same_process_is_refused(tmp_path: Path, host: BillmgrHost) -> None:
+    """One process serves one BILLmanager root: the adapter never swaps the vendor library
+    it imported for another root's."""
+    other = BillmgrHost.create(tmp_path / "other")
+    assert VendorBilling(host.paths).modules() == [MODULE]
+    with pytest.raises(ModuleError) as caught:
+        VendorBilling(other.paths).modules()
+    assert (caught.value.type, caught.value.object) == (ErrorType.billing_failed, "vendor_library")
+    billmgr = sys.modules["billmgr"]
+    assert Path(str(billmgr.__file__)).is_relative_to(host.paths.vendor_lib)
+
+
+def test_each_root_gets_its_own_library_in_its_own_process(
+    tmp_path: Path, host: BillmgrHost
+) -> None:
     other = BillmgrHost.create(tmp_path / "other")
     other.add_module(9, url="https://other.example.com", username="o@example.com",
                      password="x")
-    assert VendorBilling(host.paths).modules() == [MODULE]
-    assert VendorBilling(other.paths).modules() == [9]
-    assert VendorBilling(host.paths).modules() == [MODULE]
-    billmgr = sys.modules["billmgr"]
-    assert Path(str(billmgr.__file__)).is_relative_to(host.paths.vendor_lib)
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from dci6_processing.billing.vendor import VendorBilling\n"
+        "from dci6_processing.paths import MgrPaths\n"
+        "print(VendorBilling(MgrPaths(Path(sys.argv[1]))).modules())\n"
+    )
+    for root, modules in ((host.root, [MODULE]), (other.root, [9])):
+        done = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True,
+                              text=True, timeout=60, check=True)
+        assert done.stdout.strip() == str(modules)

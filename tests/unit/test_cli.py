@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,7 @@ import structlog
 from click.testing import CliRunner
 from lxml import etree
 
-from dci6_processing import cli, log
+from dci6_processing import cli, commands, log
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.paths import MgrPaths
@@ -76,7 +78,9 @@ def handlers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def route(monkeypatch: pytest.MonkeyPatch, command: str, target: str) -> None:
-    monkeypatch.setitem(cli.DISPATCH, command, target)
+    """The registry's row for `command`, with its handler replaced by `target`."""
+    row = dataclasses.replace(commands.COMMANDS[command], handler=target)
+    monkeypatch.setitem(commands.COMMANDS, command, row)
 
 
 def run(
@@ -129,32 +133,100 @@ def test_protocol_mode_needs_command_option() -> None:
 # --- features -------------------------------------------------------------------------------
 
 
-def test_features_lists_only_handlers_that_exist(
-    monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths, handlers: Any
+def test_features_lists_the_registry_features_without_importing_them(
+    monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths
 ) -> None:
     monkeypatch.setattr(
-        cli,
-        "DISPATCH",
+        commands,
+        "COMMANDS",
         {
-            "open": f"{handlers.name}:record",
-            "close": f"{handlers.name}:no_such_function",
-            "suspend": "dci6_processing.no_such_module:suspend_service",
-            "resume": "no_such_package.module:resume_service",
-            "sync": f"{handlers.name}:record",
+            "open": commands.Command("open", "pmdci6_no_such_module:open", "x"),
+            "close": commands.Command("close", "pmdci6_no_such_module:close", "x"),
+            "sync": commands.Command("sync", "pmdci6_no_such_module:sync", "x", is_feature=False),
         },
     )
-    cli._top_level_names.cache_clear()
     code, reply, _ = run(monkeypatch, "--command", "features")
     assert code == 0
     doc = etree.fromstring(reply)
-    assert [f.get("name") for f in doc.findall("features/feature")] == ["open"]
+    assert [f.get("name") for f in doc.findall("features/feature")] == ["open", "close"]
     assert doc.find("itemtypes/itemtype[@name='dedic']") is not None
+    assert "pmdci6_no_such_module" not in sys.modules
     assert not mgr_root.log_file.exists()  # features logs nothing and touches nothing
 
 
 def test_features_real_table_lists_check_connection() -> None:
-    assert "check_connection" in cli.available_features()
-    assert "sync" not in cli.available_features()
+    assert "check_connection" in commands.features()
+    assert "sync" not in commands.features()
+
+
+@pytest.mark.parametrize("name", sorted(commands.COMMANDS))
+def test_every_registry_handler_exists(name: str) -> None:
+    """features announces the table without importing a handler: the table must be true."""
+    import importlib
+
+    command = commands.COMMANDS[name]
+    assert command.name == name
+    assert command.help and "\n" not in command.help
+    module_name, _, function = command.handler.partition(":")
+    assert callable(getattr(importlib.import_module(module_name), function))
+
+
+def readme_commands(repo_root: Path) -> set[str]:
+    """The backticked names in the first column of the README's "What it does" table."""
+    text = (repo_root / "README.md").read_text()
+    section = text.split("## What it does", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([a-z_]+)`", line.split("|")[1]))
+    return names
+
+
+def test_readme_command_table_matches_the_registry(repo_root: Path) -> None:
+    assert readme_commands(repo_root) == {commands.FEATURES, *commands.COMMANDS}
+
+
+def test_do_nothing_covers_exactly_billmanagers_list() -> None:
+    # BILLmanager's maintenance switch: open, resume, suspend, close, prolong, sync_item,
+    # sync, stat (spec/billmanager-processing-module.md)
+    covered = {name for name in [*commands.COMMANDS, "prolong", "stat", "setparam", "features"]
+               if commands.do_nothing_applies(name)}
+    assert covered == {"open", "resume", "suspend", "close", "prolong", "sync_item", "sync",
+                       "stat"}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, c in commands.COMMANDS.items() if c.takes_service_lock)
+)
+def test_commands_marked_with_the_service_lock_take_it(
+    monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths, name: str
+) -> None:
+    """With the service's lock held elsewhere, the command answers server_busy before it
+    loads anything: it really goes through lifecycle.common.service_lock."""
+    import fcntl
+    import os
+
+    from dci6_processing.lifecycle import common
+
+    monkeypatch.setattr(common.service_lock, "__kwdefaults__", {"wait_seconds": 0})
+    lock = common.item_lock_path(mgr_root, 5)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, reply, _ = run(monkeypatch, "--command", name, "--item", "5", "--module", "1")
+    finally:
+        os.close(fd)
+    assert code == 1
+    assert error_of(reply)[:2] == ("server_busy", "service 5")
+
+
+def test_help_lists_every_protocol_command_from_the_registry() -> None:
+    listing = CliRunner().invoke(cli.people_group(), ["--help"])
+    assert listing.exit_code == 0
+    for command in commands.COMMANDS.values():
+        assert f"{command.name}  " in listing.output
+        assert command.help in " ".join(listing.output.split())
 
 
 def test_features_subprocess_imports_nothing_heavy() -> None:
@@ -170,7 +242,8 @@ def test_features_subprocess_imports_nothing_heavy() -> None:
             code = exc.code
         reply = sys.stdout.buffer.getvalue()
         heavy = ["requests", "pydantic", "structlog", "click"]
-        handlers = [target.partition(":")[0] for target in cli.DISPATCH.values()]
+        from dci6_processing import commands
+        handlers = [c.handler.partition(":")[0] for c in commands.COMMANDS.values()]
         loaded = sorted(name for name in heavy + handlers if name in sys.modules)
         sys.__stdout__.write(repr((code, loaded, b"<feature name=" in reply)))
         """
@@ -269,7 +342,9 @@ def test_empty_stdin_is_bad_input(monkeypatch: pytest.MonkeyPatch, mgr_root: Mgr
     assert error_of(reply)[:2] == ("bad_input", "stdin")
 
 
-@pytest.mark.parametrize("command", sorted(cli.NEEDS_ITEM))
+@pytest.mark.parametrize(
+    "command", sorted(n for n, c in commands.COMMANDS.items() if c.needs_item)
+)
 def test_missing_item_is_refused_before_any_handler_runs(
     monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths, handlers: Any, command: str
 ) -> None:

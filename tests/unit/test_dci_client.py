@@ -5,29 +5,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from pydantic import SecretStr
 from responses import matchers
 
 from dci6_processing.dci.client import Backoff, DciClient
 from dci6_processing.dci.errors import (
-    DciBusy,
     DciConflict,
     DciError,
+    DciNotFound,
+    NoSwitchConnection,
     OperationFailed,
     OperationTimedOut,
     PoolExhausted,
+    RouteMismatch,
+    ServerOwned,
 )
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import ROUTES, route
 from dci6_processing.errors import ErrorType
-from dci6_processing.paths import MgrPaths
-from dci6_processing.settings import ModuleSettings
 
 URL = "https://dci.example"
 API = f"{URL}/api"
@@ -288,10 +287,12 @@ def test_set_owner_and_conflict(panel: responses.RequestsMock, client: DciClient
     client.set_owner(1, 7)
     panel.post(f"{API}/dci/v3/server/2/owner", status=409,
                json={"error": {"code": 4242, "msg": "Owner is set"}})
-    with pytest.raises(DciConflict) as caught:
+    with pytest.raises(ServerOwned) as caught:
         client.set_owner(2, 7)
     assert caught.value.type is ErrorType.server_in_use
     assert (caught.value.object, caught.value.value) == ("2", "Owner is set")
+    assert str(caught.value) == "server_in_use: object='2' value='Owner is set'"
+    assert isinstance(caught.value.__cause__, DciConflict)  # the panel's answer, kept
 
 
 def test_remove_owner(panel: responses.RequestsMock, client: DciClient) -> None:
@@ -309,10 +310,12 @@ def test_switch_ports(panel: responses.RequestsMock, client: DciClient) -> None:
     assert client.request_counts["server.switch_port.disable"] == 1
     panel.post(f"{API}/dci/v3/server/2/switch_port/disable", status=400,
                json={"error": {"code": 2002, "msg": "Server has no switch connection"}})
-    with pytest.raises(DciConflict) as caught:
+    with pytest.raises(NoSwitchConnection) as caught:
         client.set_switch_ports(2, False)
     assert caught.value.type is ErrorType.no_switch_connection
     assert caught.value.object == "2"
+    assert str(caught.value) == (
+        "no_switch_connection: object='2' value='Server has no switch connection'")
 
 
 @pytest.mark.parametrize("action", ["on", "off", "reset"])
@@ -354,6 +357,8 @@ def test_add_ip_from_an_exhausted_pool(panel: responses.RequestsMock, client: Dc
         client.add_ip(1, "ipv4", 3)
     assert caught.value.type is ErrorType.pool_exhausted
     assert caught.value.object == "3"
+    # built about the pool, not patched after the fact: str() says what the fields say
+    assert str(caught.value) == "pool_exhausted: object='3' value='No free addresses in pool'"
 
 
 def test_remove_ip(panel: responses.RequestsMock, client: DciClient) -> None:
@@ -481,11 +486,19 @@ def test_wait_timeout_while_the_panel_is_busy(panel: responses.RequestsMock) -> 
 
 def test_wait_does_not_swallow_other_errors(panel: responses.RequestsMock,
                                             client: DciClient) -> None:
-    poll_answers(panel, 404)
-    with pytest.raises(DciError) as caught:
+    panel.get(f"{API}/dci/v3/server/1", status=404,
+              json={"error": {"code": 1004, "msg": "Server not found"}})
+    with pytest.raises(DciNotFound) as caught:
         client.wait_for_operation(1, timeout=3, poll=FakeTime().backoff())
     assert caught.value.type is ErrorType.not_found
-    assert not isinstance(caught.value, DciBusy)
+
+
+def test_wait_ends_at_a_route_mismatch(panel: responses.RequestsMock,
+                                       client: DciClient) -> None:
+    poll_answers(panel, 404)  # no body: a gateway, not the panel
+    with pytest.raises(RouteMismatch) as caught:
+        client.wait_for_operation(1, timeout=3, poll=FakeTime().backoff())
+    assert caught.value.type is ErrorType.route_mismatch
 
 
 def test_backoff_intervals() -> None:
@@ -493,53 +506,7 @@ def test_backoff_intervals() -> None:
     assert [next(intervals) for _ in range(5)] == [0.5, 1.5, 4.5, 5, 5]
 
 
-# --- doctor support and settings ------------------------------------------------------
-
-
-def test_probe_routes(panel: responses.RequestsMock, client: DciClient) -> None:
-    panel.get(f"{API}/dci/v3/server", json={"list": [server_json(4)], "size": 9})
-    panel.get(f"{API}/dci/v3/server/4", json=server_json(4))
-    panel.get(f"{API}/dci/v3/server/configuration", json={"list": []})
-    panel.get(f"{API}/dci/v3/user", json={"list": [], "size": 0})
-    panel.get(f"{API}/ip/v3/ippool", status=404, body="<html>no route</html>")
-    panel.get(f"{API}/dci/v3/os_template", status=500,
-              json={"error": {"code": 500, "msg": "Internal server error"}})
-    panel.get(f"{API}/dci/v3/location", json={"list": [], "size": 0})
-    probes = {p.route.name: p for p in client.probe_routes()}
-    assert set(probes) == {r.name for r in ROUTES}
-    assert probes["auth.token"].outcome == "answers"
-    for name in ("server.list", "server.get", "server.configuration", "user.list",
-                 "location.list"):
-        assert probes[name].outcome == "answers", name
-    assert probes["ippool.list"].outcome == "missing"
-    assert probes["os_template.list"].outcome == "error"
-    assert "Internal server error" in probes["os_template.list"].detail
-    for r in ROUTES:
-        if r.changes_state and r.name != "auth.token":
-            assert probes[r.name].outcome == "not probed"
-            assert probes[r.name].detail == "would change state"
-    assert not [c for c in panel.calls if c.request.method != "GET"
-                and "auth" not in (c.request.url or "")]
-
-
-def test_probe_stops_when_login_fails(panel: responses.RequestsMock) -> None:
-    panel.replace(responses.POST, f"{API}/auth/v4/public/token", status=401,
-                  json={"error": {"code": 1002, "msg": "Invalid email or password"}})
-    client = DciClient(URL, EMAIL, PASSWORD, backoff=0.0)
-    probes = client.probe_routes()
-    assert probes[0].outcome == "error"
-    assert all(p.outcome == "not probed" for p in probes[1:])
-
-
-def test_from_settings(tmp_path: Path, panel: responses.RequestsMock) -> None:
-    settings = ModuleSettings(url="dci.example/", username=EMAIL,
-                              password=SecretStr(PASSWORD))
-    paths = MgrPaths(tmp_path)
-    client = DciClient.from_settings(settings, paths)
-    assert client.url == URL
-    client.login()
-    token_files = list((paths.state_dir / "tokens").iterdir())
-    assert len(token_files) == 1
+# --- the route table ---------------------------------------------------------------
 
 
 def test_route_table_is_unique_and_builds_integer_paths() -> None:

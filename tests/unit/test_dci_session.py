@@ -21,13 +21,11 @@ from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import (
     DciAuthError,
     DciBusy,
-    DciConflict,
     DciError,
     DciNotFound,
     DciTlsError,
     DciUnreachable,
-    PoolExhausted,
-    PowerActionRejected,
+    PanelInternalError,
 )
 from dci6_processing.dci.session import TokenCache
 from dci6_processing.errors import ErrorType
@@ -168,7 +166,7 @@ def test_500_carries_the_panel_message(panel: responses.RequestsMock) -> None:
     with pytest.raises(DciError) as caught:
         make_client().server(1)
     err = caught.value
-    assert type(err) is DciError
+    assert type(err) is PanelInternalError
     assert err.type is ErrorType.panel_error
     assert (err.http_status, err.code, err.value) == (500, 500, "Internal server error")
 
@@ -358,31 +356,3 @@ def test_secrets_never_reach_errors_or_logs(panel: responses.RequestsMock) -> No
     assert "***" in caught.value.value
     text = json.dumps(logs, default=str)
     assert PASSWORD not in text and token_for(1) not in text
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "msg", "cls", "error_type"),
-    [
-        (409, 2001, "Server already has an owner", DciConflict, ErrorType.server_in_use),
-        (400, 2002, "Server has no switch connection", DciConflict,
-         ErrorType.no_switch_connection),
-        (400, 2003, "Power action not allowed in current state", PowerActionRejected,
-         ErrorType.panel_error),
-        (409, 2004, "Server has a running operation", DciConflict, ErrorType.server_busy),
-        (409, 2005, "User already exists", DciConflict, ErrorType.panel_error),
-        (409, 3001, "No free addresses in pool", PoolExhausted, ErrorType.pool_exhausted),
-        (400, 1000, "Bad request: where", DciError, ErrorType.panel_error),
-        (409, 9999, "Something else", DciConflict, ErrorType.panel_error),
-    ],
-)
-def test_panel_error_table(
-    panel: responses.RequestsMock, status: int, code: int, msg: str,
-    cls: type[DciError], error_type: ErrorType,
-) -> None:
-    add_login(panel)
-    panel.get(SERVER_1, status=status, json=error(code, msg))
-    with pytest.raises(DciError) as caught:
-        make_client().server(1)
-    assert type(caught.value) is cls
-    assert caught.value.type is error_type
-    assert (caught.value.code, caught.value.value) == (code, msg)

@@ -85,22 +85,23 @@ def test_empty_ip_slots_are_not_addresses(host: BillmgrHost) -> None:
     assert entry.addresses == frozenset()
 
 
-def test_addresses_on_an_ip_addon_item_are_read_too(host: BillmgrHost) -> None:
+def test_addresses_are_read_from_the_services_ip_addon_item_only(host: BillmgrHost) -> None:
     """BILLmanager keeps a service's addresses on its `ip` addon item (the vendor's itemips
-    joins them that way); the sandbox store keeps them on the service. Both are read."""
+    joins them that way): an IP row on the service item itself, or on an addon of another
+    item type, is not one of its addresses."""
     host.add_live_services([LiveService(101, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "17"},
                                         ("203.0.113.5",))])
     conn = sqlite3.connect(host.store_path)
     with conn:
-        conn.execute("INSERT INTO itemtype (id, intname) VALUES (50, 'ip')")
-        conn.execute("INSERT INTO pricelist (id, itemtype) VALUES (50, 50)")
         conn.execute("INSERT INTO item (id, parent, status, pricelist, processingmodule, account)"
-                     " VALUES (9001, 101, 2, 50, 1, 7)")
+                     " VALUES (9001, 101, 2, ?, 1, 7)", (TARIFF,))
         conn.execute("INSERT INTO ip (item, name, status) VALUES (9001, '203.0.113.77', 2)")
+        conn.execute("INSERT INTO ip (item, name, status) VALUES (101, '203.0.113.78', 2)")
     conn.close()
 
     [entry] = VendorBilling(host.paths).services_for_sync(MODULE)
-    assert entry.addresses == {"203.0.113.5", "203.0.113.77"}
+    assert entry.addresses == {"203.0.113.5"}
+    assert [ip.address for ip in VendorBilling(host.paths).service_ips(101)] == ["203.0.113.5"]
 
 
 def test_ten_thousand_services_are_read_at_once(host: BillmgrHost) -> None:

@@ -328,8 +328,10 @@ class DciSimulator:
         """How long the next answer waits (never below zero)."""
         if not self.latency_ms and not self.jitter_ms:
             return 0.0
-        with self._random_lock:
-            jitter = self._random.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
+        jitter = 0.0
+        if self.jitter_ms:
+            with self._random_lock:
+                jitter = self._random.uniform(-self.jitter_ms, self.jitter_ms)
         return max(0.0, self.latency_ms + jitter) / 1000.0
 
     # --- lifecycle --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """misc as in the public vendor copy (github.com/ea0hw33/billmgr billmgr/misc.py) and the
-newer functions ISPsystem's own modules call (get_pricelist_params, get_items_for_sync,
+newer functions ISPsystem's own modules call (get_pricelist_params,
 sync_itemtype_param with an itemtype argument), over the sandbox store.
 
 Reads go straight to the store; every write goes through Mgrctl, as in the real library.
@@ -81,17 +81,21 @@ def itemparams(iid: int, alias: dict | None = None):
 
 
 def itemips(iid: int, where_statement: list | None = None, private_ip: bool = False):
-    """Rows id, name; where_statement: [(condition with %s, [args])] appended with AND."""
-    if private_ip:
-        return []  # the sandbox has no private addresses
-    conditions = ["ip.item = %s"]
-    args = [iid]
+    """Rows id, name of the service's `ip` (or `privateip`) addon item, joined as the real
+    library does; where_statement: [(condition with %s, [args])] appended with AND."""
+    conditions = ["item.id = %s", "itemtype.intname = %s"]
+    args = [iid, "privateip" if private_ip else "ip"]
     for condition, condition_args in where_statement or []:
         conditions.append(condition)
         args += condition_args
     return billmgr.db.db_query(
         # conditions come from module code, values stay parameters (as in the real library)
-        "SELECT ip.id, ip.name FROM ip WHERE " + " AND ".join(conditions) + " ORDER BY ip.id",  # noqa: S608
+        "SELECT ip.id, ip.name FROM ip"  # noqa: S608
+        " JOIN item addon ON ip.item = addon.id"
+        " JOIN item ON addon.parent = item.id"
+        " JOIN pricelist ON addon.pricelist = pricelist.id"
+        " JOIN itemtype ON pricelist.itemtype = itemtype.id"
+        " WHERE " + " AND ".join(conditions) + " ORDER BY ip.id",
         *args,
     )
 
@@ -121,16 +125,6 @@ def get_pricelist_params(pricelist: int):
         "SELECT intname, value FROM pricelistparam WHERE pricelist = %s", pricelist
     )
     return {row["intname"]: row["value"] for row in rows}
-
-
-def get_items_for_sync(module: int):
-    """Item ids of the module whose status a sync looks after: active and stopped."""
-    rows = billmgr.db.db_query(
-        "SELECT id FROM item WHERE processingmodule = %s AND parent IS NULL "
-        "AND status IN (2, 3) ORDER BY id",
-        module,
-    )
-    return [row["id"] for row in rows]
 
 
 def sync_itemtype_param(module: int, itemtype: str, param_name: str, param_values: dict):
