@@ -91,6 +91,9 @@ install-files:
 	install -d -m 0755 '$(DESTDIR)$(PREFIX)/processing' '$(DESTDIR)$(PREFIX)/etc/xml' '$(DESTDIR)$(CRONDIR)'
 	install -m 0755 etc/launcher.pmdci6 '$(DESTDIR)$(PREFIX)/processing/$(MODULE)'
 	install -m 0644 xml/billmgr_mod_$(MODULE).xml '$(DESTDIR)$(PREFIX)/etc/xml/billmgr_mod_$(MODULE).xml'
+	# the example is ours to replace; the admin's routes.toml beside it is never touched
+	install -d -m 0755 '$(DESTDIR)$(PREFIX)/etc/$(MODULE)'
+	install -m 0644 etc/routes.toml.example '$(DESTDIR)$(PREFIX)/etc/$(MODULE)/routes.toml.example'
 	sed -e 's|/usr/local/mgr5|$(PREFIX)|g' etc/cron.pmdci6 > '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp'
 	chmod 0644 '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp'
 	mv '$(DESTDIR)$(CRONDIR)/$(MODULE).tmp' '$(DESTDIR)$(CRONDIR)/$(MODULE)'

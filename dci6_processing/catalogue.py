@@ -26,6 +26,7 @@ from dci6_processing.settings import (
     Service,
     ServiceStatus,
     TariffOptions,
+    module_settings,
     parse,
 )
 
@@ -35,14 +36,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # What check_connection takes from <processingmodule>: only what logging in depends on.
-LOGIN_PARAMS = ("url", "username", "password", "verify_tls", "ca_bundle")
+LOGIN_PARAMS = ("url", "username", "password", "verify_tls", "ca_bundle",
+                "connect_timeout", "read_timeout", "request_deadline", "max_answer_mb")
 
 
 def check_connection(inv: Invocation) -> bytes | None:
     """Log in to DCImanager 6 with exactly the values typed into the connection form."""
     raw = protocol.processingmodule_params(protocol.parse_input(inv.stdin))
     register_secret(raw.get("password"))
-    settings = parse(ModuleSettings, {name: raw[name] for name in LOGIN_PARAMS if name in raw})
+    settings = module_settings({name: raw[name] for name in LOGIN_PARAMS if name in raw})
     dci_client(settings).login()
     log.info("connection_checked", panel=settings.url, username=settings.username)
     return None
@@ -168,7 +170,7 @@ def _form_client(inv: Invocation, raw: dict[str, str]) -> DciClient | None:
         log.info("tune_connection.incomplete", missing=[
             name for name in ("url", "username", "password") if not values.get(name)])
         return None
-    return dci_client(parse(ModuleSettings, values))
+    return dci_client(module_settings(values))
 
 
 def tune_pricelist(inv: Invocation) -> bytes | None:
@@ -303,7 +305,7 @@ class TariffCheck:
         from dci6_processing.lifecycle.common import owned_by
         from dci6_processing.lifecycle.resolve import resolve_os_template
 
-        server_id = service.dci_server_id
+        server_id = service.bookkeeping.recorded_server()
         self.check_tariff(tariff, need_stock=server_id is None
                           and service.status == ServiceStatus.ordered)
         if order.os_template:

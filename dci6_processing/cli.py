@@ -121,6 +121,13 @@ def _check_required(inv: Invocation) -> None:
         inv.require_module()
 
 
+def _check_route_overrides(paths: MgrPaths) -> None:
+    """A bad routes.toml fails every command before it makes any request."""
+    from dci6_processing.dci.overrides import load
+
+    load(paths.routes_file)
+
+
 def _record_operation_error(inv: Invocation | None, err: ModuleError, log: Any) -> None:
     """Tell BILLmanager's running operation why it failed; our own failure here is only logged."""
     if inv is None or inv.runningoperation is None:
@@ -171,6 +178,7 @@ def run_protocol(argv: Sequence[str], stdin: BinaryIO | None, stdout: BinaryIO) 
         if command not in commands.COMMANDS:
             raise ModuleError(ErrorType.unknown_command, object=command)
         _check_required(inv)
+        _check_route_overrides(paths)
         log.info("command_started", runningoperation=inv.runningoperation)
         reply = load_handler(command)(inv)
         _write(stdout, protocol.ok_xml() if reply is None else reply)

@@ -4,7 +4,9 @@ tariffs name?
 Logs in afresh, probes every GET route of the route table (routes that change state are
 listed, never called), lists configurations with free counts, IP pools, OS templates and
 locations, and checks tariff settings against them with the same resolution the lifecycle
-uses at order time. Human-readable output, no secrets. Exit 0 when all is well, 1 otherwise.
+uses at order time. Then it holds every route of the table (with the admin's routes.toml
+overrides) against the panel's own API description (`api_check.py`). Human-readable output
+or `--json`, no secrets. Exit 0 when all is well, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,17 +19,21 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import click
 import structlog
 
+from dci6_processing import api_check
 from dci6_processing import log as module_log
+from dci6_processing.dci import overrides
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import DciError, DciNotFound, RouteMismatch
 from dci6_processing.dci.models import IpFamily
-from dci6_processing.dci.routes import ROUTES, Route
+from dci6_processing.dci.routes import Route, RouteTable
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import dci_client
+from dci6_processing.openapi import DescriptionError, Fetch
 from dci6_processing.paths import mgr_paths
 from dci6_processing.settings import ModuleSettings, TariffOptions, parse
 
@@ -60,13 +66,19 @@ class Connection:
 @dataclass
 class Report:
     problems: list[str] = field(default_factory=list)
+    quiet: bool = False  # --json: the lines are not printed, one JSON document is
 
     def line(self, text: str = "") -> None:
-        click.echo(text)
+        if not self.quiet:
+            click.echo(text)
 
     def problem(self, text: str, *, indent: int = 2) -> None:
         self.problems.append(text)
-        click.echo(f"{' ' * indent}PROBLEM: {text}")
+        self.line(f"{' ' * indent}PROBLEM: {text}")
+
+    def count_problem(self, text: str) -> None:
+        """A problem already shown in a table row."""
+        self.problems.append(text)
 
 
 @click.command("doctor")
@@ -88,6 +100,13 @@ class Report:
                    ' objects; "@path" reads the JSON from a file.')
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for each answer.")
+@click.option("--openapi", "openapi_sources", multiple=True, metavar="FILE_OR_URL",
+              help="The panel's API description (OpenAPI 3 or Swagger 2, JSON or YAML), e.g. "
+                   "saved from its /swagger/ page; repeatable. Without a panel (no --url or "
+                   "--module) only the route table is checked.")
+@click.option("--routes", "routes_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Route overrides to check instead of <root>/etc/pmdci6/routes.toml.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 def doctor_command(
     module_id: int | None,
     url: str | None,
@@ -98,29 +117,82 @@ def doctor_command(
     ca_bundle: str | None,
     tariff_params: str | None,
     timeout: float,
+    openapi_sources: tuple[str, ...],
+    routes_path: Path | None,
+    as_json: bool,
 ) -> None:
-    """Check the connection to DCImanager 6 and what the panel offers."""
+    """Check the connection to DCImanager 6, what the panel offers, and the route table
+    against the panel's own API description."""
     tariffs = _load_tariffs(tariff_params)
+    report = Report(quiet=as_json)
+    routes_file = routes_path or mgr_paths().routes_file
+    if module_id is None and not url and not email and openapi_sources:
+        _quiet_logging(None)
+        table = _route_table(report, routes_file, None)
+        offline = api_check.run(report, table, sources=openapi_sources, panel_url=None,
+                                fetch=None, routes_file=routes_file)
+        _finish(report, None, offline)
+        return
     connection = _connection(module_id, url, email, password_file, password_env)
     if ca_bundle:
         connection.verify = ca_bundle
     if insecure:
         connection.verify = False
     _quiet_logging(module_id)
-    report = Report()
+    table = _route_table(report, routes_file, connection.settings.url)
     try:
         client = dci_client(connection.settings, verify=connection.verify, timeout=timeout,
-                            retries_503=3)
-    except DciError as exc:
+                            retries_503=3, routes=table)
+    except ModuleError as exc:  # a bad URL (bad_url) or a missing CA bundle (tls_failed)
         raise click.ClickException(f"{exc.type.value}: {exc.object} {exc.value}") from None
     _header(report, client, connection)
+    api: api_check.ApiCheck | None = None
     if _routes(report, probe_routes(client)):
         _catalogue(report, client, connection, tariffs)
+        api = api_check.run(report, table, sources=openapi_sources, panel_url=client.url,
+                            fetch=_panel_fetch(client), routes_file=routes_file)
+    elif openapi_sources:
+        api = api_check.run(report, table, sources=openapi_sources, panel_url=None,
+                            fetch=None, routes_file=routes_file)
+    _finish(report, client.url, api)
+
+
+def _finish(report: Report, panel: str | None, api: api_check.ApiCheck | None) -> None:
     report.line()
+    if report.quiet:
+        click.echo(json.dumps({
+            "panel": panel,
+            "result": "problems" if report.problems else "all is well",
+            "problems": report.problems,
+            "api_description": api.as_json() if api is not None else None,
+        }, indent=2))
     if report.problems:
         report.line(f"Result: {len(report.problems)} problem(s)")
         sys.exit(1)
     report.line("Result: all is well")
+
+
+def _route_table(report: Report, routes_file: Path, panel_url: str | None) -> RouteTable:
+    """The table every command would use; a bad routes.toml ends doctor at once."""
+    try:
+        return overrides.load(routes_file).table(panel_url)
+    except ModuleError as exc:
+        report.problem(f"{exc.object}: {exc.value}")
+        _finish(report, panel_url, None)
+        raise AssertionError("unreachable: _finish exits") from None
+
+
+def _panel_fetch(client: DciClient) -> Fetch:
+    """Documents on the panel go with the session's token; others with no credential."""
+    def fetch(url: str) -> tuple[int, str, bytes]:
+        if urlsplit(url)[:2] != urlsplit(client.url)[:2]:
+            return api_check.plain_fetch(url)
+        try:
+            return client.get_document(url)
+        except DciError as exc:
+            raise DescriptionError(f"{url}: {exc.value}") from None
+
+    return fetch
 
 
 def _connection(
@@ -225,7 +297,8 @@ def probe_routes(client: DciClient) -> list[RouteProbe]:
     routes that change state are not."""
     probes: list[RouteProbe] = []
     some_server: int | None = None
-    for target in ROUTES:
+    table = list(client.routes.values())  # with the admin's overrides
+    for target in table:
         if target.name == "auth.token":
             try:
                 client.login()
@@ -233,12 +306,15 @@ def probe_routes(client: DciClient) -> list[RouteProbe]:
             except DciError as exc:
                 probes.append(RouteProbe(target, "error", exc.value))
                 return probes + [RouteProbe(r, "not probed", "login failed")
-                                 for r in ROUTES if r is not target]
+                                 for r in table if r is not target]
             continue
         if target.changes_state:
             probes.append(RouteProbe(target, "not probed", "would change state"))
             continue
         ids: dict[str, int] = {}
+        if set(target.placeholders) - {"server_id"}:
+            probes.append(RouteProbe(target, "not probed", "no object to read"))
+            continue
         if "server_id" in target.placeholders:
             if some_server is None:
                 probes.append(RouteProbe(target, "not probed", "no server to read"))

@@ -20,7 +20,10 @@ class ErrorType(StrEnum):
     missing_option = "missing_option"  # e.g. --item not given for open
     unknown_command = "unknown_command"
     invalid_param = "invalid_param"  # a setting/param out of range or malformed (object=name)
+    bad_url = "bad_url"  # the module's DCImanager URL is not scheme://host[:port] (value: why)
+    bad_hostname = "bad_hostname"  # the order's hostname is not an RFC 1123 name
     internal = "internal"  # unexpected failure; details only in the log
+    bad_routes = "bad_routes"  # etc/pmdci6/routes.toml is invalid (object: file and route)
     # BILLmanager side
     billing_failed = "billing_failed"  # vendor library / mgrctl call failed
     service_not_found = "service_not_found"

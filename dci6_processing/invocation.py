@@ -17,6 +17,7 @@ from dci6_processing.paths import MgrPaths
 if TYPE_CHECKING:
     from dci6_processing.billing.port import BillingPort
     from dci6_processing.dci.client import DciClient
+    from dci6_processing.dci.routes import RouteTable
     from dci6_processing.settings import ModuleSettings
 
 
@@ -67,6 +68,7 @@ def dci_client(
     verify: bool | str | None = None,
     timeout: float | None = None,
     retries_503: int | None = None,
+    routes: RouteTable | None = None,
     concurrency: int = 1,
 ) -> DciClient:
     """A DCImanager client for these module settings: the only place one is built.
@@ -74,17 +76,26 @@ def dci_client(
     `paths` adds the token cache shared across processes (without it every process logs in
     afresh: check_connection must test the typed password, not a cached token); `verify`,
     `timeout` and `retries_503` override the settings' TLS choice and the defaults (doctor).
+    The route table is the root's routes.toml applied for this panel unless `routes` is given.
     """
     from dci6_processing.dci.client import DciClient
-    from dci6_processing.dci.session import DEFAULT_503_TRIES, DEFAULT_TIMEOUT
+    from dci6_processing.dci.overrides import panel_table
+    from dci6_processing.dci.session import DEFAULT_503_TRIES, MIB, Limits
+    from dci6_processing.paths import mgr_paths
 
+    limits = Limits(connect_timeout=float(settings.connect_timeout),
+                    read_timeout=float(settings.read_timeout),
+                    deadline=float(settings.request_deadline),
+                    max_answer_bytes=settings.max_answer_mb * MIB)
     return DciClient(
         settings.url,
         settings.username,
         settings.password.get_secret_value(),
         verify=settings.tls_verify if verify is None else verify,
-        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        timeout=timeout,  # None: the settings' read timeout
+        limits=limits,
         retries_503=DEFAULT_503_TRIES if retries_503 is None else retries_503,
         token_cache_dir=paths.ensure_state_dir() / "tokens" if paths is not None else None,
+        routes=routes if routes is not None else panel_table(paths or mgr_paths(), settings.url),
         concurrency=concurrency,
     )

@@ -56,6 +56,11 @@ class MgrPaths:
     def debug_conf(self) -> Path:
         return self.root / "etc" / "debug.conf"
 
+    @property
+    def routes_file(self) -> Path:
+        """The admin's route overrides (dci/overrides.py); `make install` never writes it."""
+        return self.root / "etc" / MODULE_NAME / "routes.toml"
+
     def ensure_state_dir(self) -> Path:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)

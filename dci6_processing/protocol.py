@@ -1,7 +1,7 @@
 """BILLmanager's side of the wire: the XML this module reads on stdin and prints on stdout.
 
-Only lxml and the error catalogue are imported here: `features` runs through this module and
-must stay fast, and nothing here touches the network.
+Only lxml, the error catalogue and BILLmanager's names are imported here: `features` runs
+through this module and must stay fast, and nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from collections.abc import Iterable
 
 from lxml import etree
 
+from dci6_processing.billmanager import ItemType
 from dci6_processing.errors import ErrorType, ModuleError
 
-ITEMTYPE = "dedic"
+ITEMTYPE = ItemType.DEDIC
 
 # Connection params in the processing module form, in form order; True = stored encrypted.
 CONNECTION_PARAMS: tuple[tuple[str, bool], ...] = (
@@ -27,6 +28,10 @@ CONNECTION_PARAMS: tuple[tuple[str, bool], ...] = (
     ("diagtimeout", False),
     ("installtimeout_linux", False),
     ("installtimeout_windows", False),
+    ("connect_timeout", False),
+    ("read_timeout", False),
+    ("request_deadline", False),
+    ("max_answer_mb", False),
     ("sync_workers", False),
 )
 

@@ -9,7 +9,7 @@ via `parse()`; nothing else in the project catches pydantic errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import IntEnum
+from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -22,7 +22,10 @@ from pydantic import (
     field_validator,
 )
 
+from dci6_processing.billmanager import ServiceStatus as ServiceStatus  # re-exported
+from dci6_processing.bookkeeping import ServiceBookkeeping
 from dci6_processing.errors import ErrorType, ModuleError
+from dci6_processing.validation import panel_url
 
 
 def _switch(value: Any) -> bool:
@@ -48,6 +51,7 @@ Switch = Annotated[bool, BeforeValidator(_switch)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 Minutes = Annotated[int, Field(ge=1, le=720)]
+Seconds = Annotated[int, Field(ge=1, le=3600)]
 # the cron sync's concurrent requests per panel (lifecycle/reconcile.py, dci/pool.py)
 SYNC_WORKERS_MIN, SYNC_WORKERS_MAX, SYNC_WORKERS_DEFAULT = 1, 32, 8
 SyncWorkers = Annotated[int, Field(ge=SYNC_WORKERS_MIN, le=SYNC_WORKERS_MAX)]
@@ -89,17 +93,18 @@ class ModuleSettings(_Settings):
     diagtimeout: Minutes = 60
     installtimeout_linux: Minutes = 60
     installtimeout_windows: Minutes = 120
+    # transport limits (dci.session.Limits): seconds, and MiB for one answer
+    connect_timeout: Seconds = 10
+    read_timeout: Seconds = 60
+    request_deadline: Seconds = 120
+    max_answer_mb: Annotated[int, Field(ge=1, le=4096)] = 64
     sync_workers: SyncWorkers = SYNC_WORKERS_DEFAULT  # concurrent requests the cron sync makes
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            value = "https://" + value
-        if value in ("https://", "http://"):
-            raise ValueError("URL is empty")
-        return value
+        # ModuleError(bad_url) passes through pydantic as it is: the message says what is wrong
+        return panel_url(value)
 
     @field_validator("username")
     @classmethod
@@ -173,6 +178,7 @@ class OrderAddons(_Settings):
     """What the client ordered on top of the tariff."""
 
     os_template: OptionalText = None  # `ostempl` param or an os/OS/ostemplate addon
+    hostname: OptionalText = None  # the `hostname` param the client typed (or we saved)
     ipv4_count: int = Field(default=1, ge=1, le=256)
     ipv6_count: int = Field(default=0, ge=0, le=256)
     ipv6_prefix: int = Field(default=128, ge=64, le=128)
@@ -190,7 +196,7 @@ class OrderAddons(_Settings):
                     return str(value)
             return None
 
-        raw: dict[str, Any] = {}
+        raw: dict[str, Any] = {"hostname": params.get("hostname")}
         os_choice = params.get("ostempl") or first(OS_ADDON_NAMES)
         if os_choice:
             raw["os_template"] = os_choice
@@ -212,16 +218,6 @@ def _whole_number(value: str) -> Any:
         return value  # pydantic reports it
 
 
-class ServiceStatus(IntEnum):
-    """BILLmanager item status codes."""
-
-    ordered = 1
-    active = 2
-    stopped = 3
-    deleted = 4
-    processing = 5
-
-
 class Service(BaseModel):
     """One BILLmanager service (item) as the lifecycle sees it."""
 
@@ -240,26 +236,30 @@ class Service(BaseModel):
     tariff_raw: dict[str, str] = Field(default_factory=dict)  # get_pricelist_params
     previous_pricelist: int | None = None  # lastpricelist, when a tariff change is pending
 
-    @property
+    # NOTE(13c): validated on first use, then kept: a service read only for its bookkeeping
+    # (the sync's) carries no tariff, and an invalid tariff must not stop a manual handover
+    @cached_property
     def tariff(self) -> TariffOptions:
         return parse(TariffOptions, self.tariff_raw)
 
-    @property
+    @cached_property
     def order(self) -> OrderAddons:
         return OrderAddons.from_billing(self.params, self.addons)
 
-    @property
-    def dci_server_id(self) -> int | None:
-        raw = (self.params.get("dci_server_id") or "").strip()
-        if not raw:
-            return None
-        if not raw.isdigit():
-            raise ModuleError(ErrorType.invalid_param, object="dci_server_id", value=raw)
-        return int(raw)
+    @cached_property
+    def bookkeeping(self) -> ServiceBookkeeping:
+        return ServiceBookkeeping.from_params(self.params)
+
+
+# module params an admin may leave empty to get the default
+DEFAULTED_WHEN_BLANK = frozenset({
+    "diagtimeout", "installtimeout_linux", "installtimeout_windows",
+    "connect_timeout", "read_timeout", "request_deadline", "max_answer_mb", "sync_workers",
+})
 
 
 def module_settings(raw: Mapping[str, Any]) -> ModuleSettings:
-    """Module params with blank timeouts (and worker count) meaning their defaults."""
-    timeouts = ("diagtimeout", "installtimeout_linux", "installtimeout_windows", "sync_workers")
-    cleaned = {k: v for k, v in raw.items() if k not in timeouts or v not in (None, "")}
+    """Module params with blank timeouts meaning their defaults."""
+    cleaned = {k: v for k, v in raw.items() if k not in DEFAULTED_WHEN_BLANK
+               or v not in (None, "")}
     return parse(ModuleSettings, cleaned)

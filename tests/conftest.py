@@ -21,22 +21,24 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def _console_script(name: str) -> Path:
+    """A console script of the virtualenv running the tests (installed by make venv)."""
+    script = Path(sys.executable).with_name(name)
+    if not script.exists():
+        pytest.fail(f"{script} is missing: install the package and the sandbox (make venv)")
+    return script
+
+
 @pytest.fixture(scope="session")
 def pmdci6_bin() -> Path:
-    """The installed console script of the virtualenv running the tests."""
-    script = Path(sys.executable).with_name("pmdci6")
-    if not script.exists():
-        pytest.fail(f"{script} is missing: install the package (make venv)")
-    return script
+    """The product's console script."""
+    return _console_script("pmdci6")
 
 
 @pytest.fixture(scope="session")
 def sandbox_bin() -> Path:
     """The sandbox distribution's console script (`pmdci6-sandbox dci`, `pmdci6-sandbox demo`)."""
-    script = Path(sys.executable).with_name("pmdci6-sandbox")
-    if not script.exists():
-        pytest.fail(f"{script} is missing: install the sandbox (make venv)")
-    return script
+    return _console_script("pmdci6-sandbox")
 
 
 @pytest.fixture

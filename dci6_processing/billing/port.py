@@ -8,9 +8,10 @@ production code path.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Unpack
 
+from dci6_processing.bookkeeping import BookkeepingChanges, ServiceBookkeeping
 from dci6_processing.errors import ModuleError
 from dci6_processing.settings import ModuleSettings, Service
 
@@ -30,13 +31,13 @@ class SyncEntry:
     """What reconciling one live service needs, read in bulk for a whole module (`sync`)."""
 
     item: int
-    status: int  # settings.ServiceStatus: only active and stopped services are listed
+    status: int  # billmanager.ServiceStatus: only active and stopped services are listed
     pricelist: int
     account_id: int
     client_email: str  # the account's first user's e-mail, as Service.client_email
-    dci_server_id: str  # the raw service param; "" when no server was recorded
     addresses: frozenset[str]  # the service's filled IP rows
-    drift_note: str = ""  # what a sync last reported on the service (param `dci_drift`)
+    # the recorded server and the drift a sync last reported (no manual service is listed)
+    bookkeeping: ServiceBookkeeping = field(default_factory=ServiceBookkeeping)
 
 
 class BillingPort(Protocol):
@@ -48,7 +49,12 @@ class BillingPort(Protocol):
         """The processing module's connection settings and parameters, validated."""
 
     def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
-        """service.saveparam; secrets (the root password) go with crypted=True."""
+        """service.saveparam of a param BILLmanager shows on the service (hostname, username,
+        ostempl); pmdci6's own record goes through save_bookkeeping."""
+
+    def save_bookkeeping(self, item: int, **changes: Unpack[BookkeepingChanges]) -> None:
+        """Save fields of the service's bookkeeping record (one service.saveparam each, in the
+        order given; secrets crypted). The one writer of `bookkeeping.Param`."""
 
     def services_holding_server(self, server_id: int) -> list[int]:
         """Live (not deleted) services whose `dci_server_id` param names this server: the

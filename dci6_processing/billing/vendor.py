@@ -69,11 +69,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Unpack
 
 import structlog
 
 from dci6_processing.billing.port import BillingIp, PostEvent, SyncEntry
+from dci6_processing.billmanager import LIVE_STATUSES, ItemType, ServiceStatus
+from dci6_processing.bookkeeping import (
+    CRYPTED,
+    BookkeepingChanges,
+    Param,
+    ServiceBookkeeping,
+    encode,
+)
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.log import redact, register_secret
 from dci6_processing.paths import MODULE_NAME, MgrPaths
@@ -81,31 +89,26 @@ from dci6_processing.settings import ModuleSettings, Service, module_settings
 
 log = structlog.get_logger(__name__)
 
-ITEMTYPE = "dedic"
+ITEMTYPE = ItemType.DEDIC
 CLIENT_USERS_SQL = "SELECT id, email FROM user WHERE account = %s ORDER BY id ASC"
 EMAIL_CONFIRMED_SQL = "SELECT email_confirmed FROM user WHERE id = %s"
 MODULES_SQL = "SELECT id FROM processingmodule WHERE module = %s ORDER BY id"
 MGRCTL_TIMEOUT = 120  # seconds; BILLmanager answers in well under one
 SERVER_HOLDERS_SQL = (
     "SELECT i.id FROM item i"
-    " JOIN itemparam ip ON ip.item = i.id AND ip.intname = 'dci_server_id'"
+    " JOIN itemparam ip ON ip.item = i.id AND ip.intname = %s"
     " JOIN processingmodule pm ON pm.id = i.processingmodule"
-    " WHERE ip.value = %s AND i.status != 4 AND pm.module = %s ORDER BY i.id"
+    " WHERE ip.value = %s AND i.status != %s AND pm.module = %s ORDER BY i.id"
 )
-# service params the bulk sync read returns: the recorded server (lifecycle.claim) and the
-# last drift a sync reported (lifecycle.reconcile); tests pin the names to theirs
-SYNC_SERVER_PARAM = "dci_server_id"
-SYNC_DRIFT_PARAM = "dci_drift"
-SYNC_MANUAL_PARAM = "dci_manual"
 # a live service: an item of the module without a parent (addons are child items), active or
-# stopped; every query below repeats it
+# stopped (billmanager.LIVE_STATUSES, the two %s of `IN`); every query below repeats it
 SYNC_SERVICES_SQL = (
     "SELECT i.id, i.status, i.pricelist, i.account,"
     " (SELECT u.email FROM user u WHERE u.account = i.account ORDER BY u.id LIMIT 1) AS email,"
     " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS server_id,"
     " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note"
     " FROM item i"
-    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
+    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (%s, %s)"
     # a service an admin exempted from automation (param dci_manual=on) is not synced
     " AND NOT EXISTS (SELECT 1 FROM itemparam m WHERE m.item = i.id AND m.intname = %s"
     " AND m.value = 'on')"
@@ -114,11 +117,12 @@ SYNC_ADDON_IPS_SQL = (
     "SELECT addon.parent AS item, ip.name FROM ip"
     " JOIN item addon ON addon.id = ip.item"
     " JOIN pricelist pl ON pl.id = addon.pricelist"
-    " JOIN itemtype t ON t.id = pl.itemtype AND t.intname = 'ip'"
+    " JOIN itemtype t ON t.id = pl.itemtype AND t.intname = %s"
     " JOIN item i ON i.id = addon.parent"
-    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (2, 3)"
+    " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (%s, %s)"
     " AND ip.name != ''"
 )
+_LIVE: tuple[int, ...] = tuple(int(status) for status in LIVE_STATUSES)
 SYNC_ONE_ITEM = " AND i.id = %s"
 # the bulk read goes by chunks of services in id order: memory holds one chunk of rows
 SYNC_AFTER_ID = " AND i.id > %s"
@@ -334,7 +338,8 @@ class VendorBilling:
         return sorted(ips, key=lambda ip: ip.id)
 
     def services_holding_server(self, server_id: int) -> list[int]:
-        rows = self._query("itemparam", SERVER_HOLDERS_SQL, str(server_id), MODULE_NAME)
+        rows = self._query("itemparam", SERVER_HOLDERS_SQL, Param.SERVER_ID.value, str(server_id),
+                           int(ServiceStatus.deleted), MODULE_NAME)
         return [int(row["id"]) for row in rows]
 
     def services_for_sync(self, module: int, item: int | None = None) -> list[SyncEntry]:
@@ -358,7 +363,8 @@ class VendorBilling:
         their addresses; a limited read takes the addresses of exactly the ids it got."""
         tail = " ORDER BY i.id" + (f" LIMIT {int(limit)}" if limit is not None else "")
         rows = self._query("item", SYNC_SERVICES_SQL + only + tail,
-                           SYNC_SERVER_PARAM, SYNC_DRIFT_PARAM, module, SYNC_MANUAL_PARAM, arg)
+                           Param.SERVER_ID.value, Param.DRIFT.value, module, *_LIVE,
+                           Param.MANUAL.value, arg)
         if not rows:
             return []
         ip_only = only
@@ -366,7 +372,8 @@ class VendorBilling:
         if limit is not None:
             ip_only, ip_args = SYNC_ID_RANGE, (arg, int(rows[-1]["id"]))
         addresses: dict[int, set[str]] = {}
-        for row in self._query("ip", SYNC_ADDON_IPS_SQL + ip_only, module, *ip_args):
+        for row in self._query("ip", SYNC_ADDON_IPS_SQL + ip_only, ItemType.IP.value, module,
+                               *_LIVE, *ip_args):
             addresses.setdefault(int(row["item"]), set()).add(_text(row["name"]))
         return [
             SyncEntry(
@@ -375,9 +382,10 @@ class VendorBilling:
                 pricelist=int(row["pricelist"]),
                 account_id=int(row["account"]),
                 client_email=_text(row["email"]),
-                dci_server_id=_text(row["server_id"]).strip(),
                 addresses=frozenset(addresses.get(int(row["id"]), ())),
-                drift_note=_text(row["drift_note"]),
+                bookkeeping=ServiceBookkeeping.from_params({
+                    Param.SERVER_ID.value: row["server_id"], Param.DRIFT.value: row["drift_note"],
+                }),
             )
             for row in rows
         ]
@@ -398,6 +406,10 @@ class VendorBilling:
         else:
             self._misc("save_param", item, name, value)
         log.info("billing.param_saved", item=item, param=name, crypted=crypted)
+
+    def save_bookkeeping(self, item: int, **changes: Unpack[BookkeepingChanges]) -> None:
+        for param, value in encode(changes).items():
+            self.save_param(item, param, value, crypted=param in CRYPTED)
 
     def add_ip(self, item: int, address: str, *, gateway: str = "", netmask: str = "") -> int:
         rows = self.service_ips(item)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import requests
 import structlog
@@ -41,14 +41,16 @@ from dci6_processing.dci.models import (
     Operation,
     OperationStatus,
     OsTemplate,
+    PortStatus,
     Server,
     ServerIp,
+    SwitchConnection,
     User,
 )
 from dci6_processing.dci.pool import map_bounded
 from dci6_processing.dci.query import Where
-from dci6_processing.dci.routes import Route, route
-from dci6_processing.dci.session import DEFAULT_503_TRIES, DEFAULT_TIMEOUT, DciSession
+from dci6_processing.dci.routes import DEFAULT_TABLE, Route, RouteTable
+from dci6_processing.dci.session import DEFAULT_503_TRIES, DciSession, Limits
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -89,23 +91,32 @@ class DciClient:
         password: str,
         *,
         verify: bool | str = True,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
+        limits: Limits | None = None,
         token_cache_dir: Path | None = None,
         retries_503: int = DEFAULT_503_TRIES,
         backoff: float = 0.2,
         session: requests.Session | None = None,
+        routes: RouteTable | None = None,
         concurrency: int = 1,
     ) -> None:
+        self.routes: RouteTable = routes if routes is not None else DEFAULT_TABLE
         self._session = DciSession(
-            url, email, password, verify=verify, timeout=timeout,
+            url, email, password, verify=verify, timeout=timeout, limits=limits,
             token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
-            session=session, concurrency=concurrency,
+            session=session, routes=self.routes, concurrency=concurrency,
         )
 
     @property
     def concurrency(self) -> int:
         """How many requests this client may have in flight to the panel at once."""
         return self._session.gate.limit
+
+    @property
+    def switches_each_port(self) -> bool:
+        """Whether switching a server's ports needs its switch connections (one call per
+        port: a routes.toml override), not just its id."""
+        return self.routes["server.switch_port.enable"].per_port
 
     @property
     def url(self) -> str:
@@ -139,7 +150,7 @@ class DciClient:
         total, fetch the others `concurrency` at a time (in order all the same). Offsets over
         a panel that changes meanwhile can show a server twice or skip one: callers that
         must see every server confirm the missing ones by id."""
-        for raw in self._iterate(route("server.list"), where=where, orderby=orderby,
+        for raw in self._iterate(self.routes["server.list"], where=where, orderby=orderby,
                                  page_size=page_size,
                                  workers=self.concurrency if concurrent_pages else 1):
             yield _parse(Server, raw, "server.list")
@@ -178,7 +189,7 @@ class DciClient:
     def user_by_email(self, email: str) -> User | None:
         """The panel user with exactly this e-mail (case-insensitive), or None."""
         wanted = email.strip()
-        for raw in self._iterate(route("user.list"), where=Where.eq("email", wanted),
+        for raw in self._iterate(self.routes["user.list"], where=Where.eq("email", wanted),
                                  orderby=None, page_size=100):
             user = _parse(User, raw, "user.list")
             if user.email.strip().lower() == wanted.lower():
@@ -218,13 +229,39 @@ class DciClient:
         self._call("server.owner.remove", ids={"server_id": server_id},
                    subject=f"server {server_id}")
 
-    def set_switch_ports(self, server_id: int, enabled: bool) -> None:
+    def set_switch_ports(
+        self, server_id: int, enabled: bool, ports: Sequence[SwitchConnection] = ()
+    ) -> None:
+        """Switch the server's data ports: one call for the server, or, when the route
+        table says so (an override with a switch port's slots), one call per connected data
+        port of `ports` not yet in the wanted state. IPMI connections are never switched."""
         name = "server.switch_port.enable" if enabled else "server.switch_port.disable"
+        target = self.routes[name]
+        if target.per_port:
+            self._set_each_port(target, server_id, enabled, ports)
+            return
         try:
             self._call(name, ids={"server_id": server_id}, body={},
                        subject=f"server {server_id}")
         except NoSwitchConnection as exc:
             raise NoSwitchConnection.recast(exc, object=str(server_id)) from exc
+
+    def _set_each_port(
+        self, target: Route, server_id: int, enabled: bool, ports: Sequence[SwitchConnection]
+    ) -> None:
+        calls = [(port, {slot: _port_slot(port, slot) for slot in target.placeholders})
+                 for port in ports if not port.is_ipmi_connection]
+        connected = [(port, ids) for port, ids in calls
+                     if all(value is not None for value in ids.values())]
+        if not connected:
+            raise NoSwitchConnection("the server has no connected data port",
+                                     object=str(server_id),
+                                     detail=f"{target.name}: per-port control, no data port")
+        wanted = PortStatus.UP if enabled else PortStatus.DOWN
+        for port, ids in connected:
+            if (port.admin_status or "").lower() != wanted:
+                self._session.call(target, ids=cast(dict[str, int], ids), body={},
+                                   subject=f"server {server_id} port {port.id}")
 
     def power(self, server_id: int, action: PowerAction) -> None:
         if action not in _POWER_ROUTES:
@@ -339,6 +376,12 @@ class DciClient:
         """One route's raw JSON answer, for `doctor`'s probes; the lifecycle never uses it."""
         return self._session.call(target, ids=ids, params=params)
 
+    def get_document(self, url: str) -> tuple[int, str, bytes]:
+        """(HTTP status, content type, body) of a page on the panel such as its API
+        description at /swagger/; never a route that changes state."""
+        response = self._session.get_document(url)
+        return response.status_code, response.headers.get("Content-Type", ""), response.content
+
     # plumbing
 
     def _call(
@@ -350,12 +393,12 @@ class DciClient:
         body: Mapping[str, Any] | None = None,
         subject: str | None = None,
     ) -> Any:
-        return self._session.call(route(name), ids=ids, params=params, body=body,
+        return self._session.call(self.routes[name], ids=ids, params=params, body=body,
                                   subject=subject)
 
     def _list(self, model: type[_M], name: str) -> list[_M]:
         return [_parse(model, raw, name)
-                for raw in self._iterate(route(name), where=None, orderby=None,
+                for raw in self._iterate(self.routes[name], where=None, orderby=None,
                                          page_size=500)]
 
     def _iterate(
@@ -400,6 +443,12 @@ class DciClient:
             if size is None and len(items) < page_size:
                 return
             items, size = page(offset, page_size)
+
+
+def _port_slot(port: SwitchConnection, slot: str) -> int | None:
+    """A per-port route's slot value for one switch connection (see routes.PER_PORT_SLOTS)."""
+    return {"switch_id": port.switch_id, "port_id": port.connection_id,
+            "connection_id": port.id}.get(slot)
 
 
 def _envelope(body: Any, name: str) -> tuple[list[Any], int | None]:

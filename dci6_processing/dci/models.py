@@ -37,6 +37,11 @@ class IpFamily:
     V6 = "ipv6"
 
 
+class UserRole:
+    ADMIN = "@admin"  # any role containing it is an administrator
+    USER = "@user"
+
+
 class OsFamily:
     LINUX = "linux"
     WINDOWS = "windows"
@@ -82,11 +87,17 @@ class ServerIp(_Model):
 
 class SwitchConnection(_Model):
     id: int
-    switch: Any = None
+    switch: Any = None  # the switch: an object with `id`, or its id
+    connection_id: int | None = None  # the switch's port (as /switch/{id}/port lists it)
     description: str | None = None
     admin_status: str | None = None
     oper_status: str | None = None
     is_ipmi_connection: bool = False
+
+    @property
+    def switch_id(self) -> int | None:
+        raw = self.switch.get("id") if isinstance(self.switch, dict) else self.switch
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
 class Server(_Model):
@@ -162,7 +173,7 @@ class User(_Model):
 
     @property
     def is_admin(self) -> bool:
-        return any("@admin" in role for role in self.roles)
+        return any(UserRole.ADMIN in role for role in self.roles)
 
 
 class Configuration(_Model):

@@ -19,7 +19,7 @@ from dci6_processing.lifecycle.claim import claim_server, ensure_client_user
 from dci6_processing.lifecycle.common import ServiceContext, run_on_service, step
 from dci6_processing.lifecycle.ips import AssignedIps, ensure_ips, remove_temporary_ips
 from dci6_processing.lifecycle.power import (
-    INSTALL_OPERATION_PARAM,
+    OperationKind,
     power_on,
     set_ports,
     start_or_resume,
@@ -27,6 +27,21 @@ from dci6_processing.lifecycle.power import (
     wait_operation,
 )
 from dci6_processing.lifecycle.resolve import resolve_os_template, resolve_pool
+from dci6_processing.lifecycle.steps import (
+    INSTALL_DONE,
+    INSTALL_STARTED,
+    IP_ADDED_TO_SERVER,
+    IPS_ASSIGNED,
+    OPEN_REPORTED,
+    OPERATION_STOPPED,
+    PARAMS_SAVED,
+    PORTS_ON,
+    POWERED_ON,
+    SERVER_CLAIMED,
+    SERVER_RECORDED,
+    USER_READY,
+    OperationSteps,
+)
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -34,9 +49,24 @@ log = structlog.get_logger(__name__)
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 20
 
+OPEN_STEPS = OperationSteps("open", (
+    USER_READY,
+    SERVER_RECORDED,  # NOTE(13c): skipped on a rerun that finds the server already recorded
+    SERVER_CLAIMED,
+    PORTS_ON,
+    POWERED_ON,
+    OPERATION_STOPPED,
+    IP_ADDED_TO_SERVER,  # once per address the server still lacks
+    IPS_ASSIGNED,
+    INSTALL_STARTED,
+    INSTALL_DONE,  # NOTE(13c): not reached with the tariff's no_wait_install
+    PARAMS_SAVED,
+    OPEN_REPORTED,
+))
+
 
 def open_service(inv: Invocation) -> bytes | None:
-    run_on_service(inv, activate)
+    run_on_service(inv, activate, steps=OPEN_STEPS)
     return None
 
 
@@ -47,14 +77,14 @@ def activate(ctx: ServiceContext) -> None:
     template = _chosen_template(ctx)
     _check_pools(ctx)
     user = ensure_client_user(ctx)
-    step("user_ready")
+    step(USER_READY)
     server = claim_server(ctx, user)
     set_ports(ctx, server, True, required=False)
-    step("ports_on")
+    step(PORTS_ON)
     power_on(ctx, server)
-    step("powered_on")
+    step(POWERED_ON)
     stop_foreign_operation(ctx, server)
-    step("operation_stopped")
+    step(OPERATION_STOPPED)
     ips = ensure_ips(ctx, ctx.dci.server(server.id))
     server = install_os(ctx, ctx.dci.server(server.id), template)
     _report_open(ctx, server, template, ips)
@@ -80,18 +110,18 @@ def _check_pools(ctx: ServiceContext) -> None:
 
 def root_password(ctx: ServiceContext) -> str:
     """The server's root password: generated once and saved (crypted) before it is used."""
-    password = ctx.service.params.get("password") or ""
+    password = ctx.service.bookkeeping.root_password
     if not password:
         password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
         register_secret(password)
-        ctx.billing.save_param(ctx.item, "password", password, crypted=True)
+        ctx.billing.save_bookkeeping(ctx.item, root_password=password)
         ctx.refresh()
     register_secret(password)
     return password
 
 
 def hostname_for(ctx: ServiceContext, server: Server) -> str:
-    return (ctx.service.params.get("hostname") or "").strip() or f"srv{ctx.item}"
+    return ctx.order.hostname or f"srv{ctx.item}"
 
 
 def install_os(ctx: ServiceContext, server: Server, template: OsTemplate) -> Server:
@@ -103,8 +133,8 @@ def install_os(ctx: ServiceContext, server: Server, template: OsTemplate) -> Ser
         return ctx.dci.install_os(server.id, template_id=template.id, password=password,
                                   hostname=hostname, temporary_ipv4=ctx.tariff.temp_ipv4)
 
-    operation_id = start_or_resume(ctx, server, INSTALL_OPERATION_PARAM, start)
-    step("install_started")
+    operation_id = start_or_resume(ctx, server, OperationKind.INSTALL, start)
+    step(INSTALL_STARTED)
     if ctx.tariff.no_wait_install:
         return ctx.dci.server(server.id)
     minutes = ctx.settings.timeout_for(template.os_family)
@@ -115,7 +145,7 @@ def install_os(ctx: ServiceContext, server: Server, template: OsTemplate) -> Ser
     if ctx.tariff.remove_temp_ip:
         remove_temporary_ips(ctx, server)
         server = ctx.dci.server(server.id)
-    step("install_done")
+    step(INSTALL_DONE)
     return server
 
 
@@ -128,7 +158,7 @@ def _report_open(ctx: ServiceContext, server: Server, template: OsTemplate,
     ctx.billing.save_param(ctx.item, "hostname", hostname_for(ctx, server))
     ctx.billing.save_param(ctx.item, "username", username)
     ctx.billing.save_param(ctx.item, "ostempl", str(template.id))
-    step("params_saved")
+    step(PARAMS_SAVED)
     ctx.billing.post(ctx.item, "open", ip=ips.main)
     log.info("service.opened", server_id=server.id, ip=ips.main, os=template.name)
-    step("open_reported")
+    step(OPEN_REPORTED)

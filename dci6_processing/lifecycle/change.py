@@ -18,14 +18,32 @@ from dci6_processing.lifecycle.common import (
     step,
 )
 from dci6_processing.lifecycle.ips import ensure_ips
-from dci6_processing.lifecycle.power import INSTALL_OPERATION_PARAM, our_operation_id
+from dci6_processing.lifecycle.power import OperationKind, our_operation_id, record_operation
 from dci6_processing.lifecycle.resolve import resolve_os_template
+from dci6_processing.lifecycle.steps import (
+    CHANGES_APPLIED,
+    INSTALL_DONE,
+    INSTALL_STARTED,
+    IP_ADDED_TO_SERVER,
+    IPS_ASSIGNED,
+    SETPARAM_REPORTED,
+    OperationSteps,
+)
 
 log = structlog.get_logger(__name__)
 
+SETPARAM_STEPS = OperationSteps("setparam", (
+    IP_ADDED_TO_SERVER,  # once per address the new count adds
+    IPS_ASSIGNED,
+    INSTALL_STARTED,  # NOTE(13c): the install steps only when the ordered OS changed
+    INSTALL_DONE,
+    CHANGES_APPLIED,
+    SETPARAM_REPORTED,
+))
+
 
 def change_service(inv: Invocation) -> bytes | None:
-    run_on_service(inv, change)
+    run_on_service(inv, change, steps=SETPARAM_STEPS)
     return None
 
 
@@ -46,11 +64,11 @@ def change(ctx: ServiceContext) -> None:
         if installed != template.id:
             log.info("os.reinstall", current=installed, wanted=template.id)
             # a new install, not a rerun of the old one
-            ctx.billing.save_param(ctx.item, INSTALL_OPERATION_PARAM, "")
-            ctx.refresh()
+            record_operation(ctx, OperationKind.INSTALL, None)
             install_os(ctx, server, template)
         elif op is not None and op.is_running and op.id == our_operation_id(
-                ctx, INSTALL_OPERATION_PARAM):
+                ctx, OperationKind.INSTALL):
             install_os(ctx, server, template)  # a rerun: keep waiting for the reinstall
-    step("changes_applied")
+    step(CHANGES_APPLIED)
     ctx.billing.post(ctx.item, "setparam")
+    step(SETPARAM_REPORTED)

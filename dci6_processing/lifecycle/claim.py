@@ -19,11 +19,11 @@ from dci6_processing.dci.errors import ServerOwned
 from dci6_processing.dci.models import Configuration, Server, User
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.lifecycle.common import ServiceContext, claim_lock, owned_by, step
+from dci6_processing.lifecycle.steps import SERVER_CLAIMED, SERVER_RECORDED
 
 log = structlog.get_logger(__name__)
 
 CANDIDATES_PER_ROUND = 50
-SERVER_ID_PARAM = "dci_server_id"
 
 
 def ensure_client_user(ctx: ServiceContext, email: str | None = None, *,
@@ -44,12 +44,12 @@ def ensure_client_user(ctx: ServiceContext, email: str | None = None, *,
 def claim_server(ctx: ServiceContext, user: User) -> Server:
     """The service's server, owned by `user`: the recorded one on a rerun or a preset id,
     else a free one of the tariff's configuration (or the most similar, per "By server type")."""
-    recorded = ctx.service.dci_server_id
+    recorded = ctx.service.bookkeeping.recorded_server()
     if recorded is not None:
         server = _take_recorded(ctx, recorded, user)
     else:
         server = _claim_free(ctx, user)
-    step("server_claimed")
+    step(SERVER_CLAIMED)
     return server
 
 
@@ -117,15 +117,15 @@ def _claim_from(ctx: ServiceContext, user: User, configuration: str,
         if _held_elsewhere(ctx, candidate.id):
             log.warning("claim.skip_held", server_id=candidate.id)
             continue
-        ctx.billing.save_param(ctx.item, SERVER_ID_PARAM, str(candidate.id))
-        step("server_recorded")
+        ctx.billing.save_bookkeeping(ctx.item, server_id=candidate.id)
+        step(SERVER_RECORDED)
         server = _set_owner_verified(ctx, candidate.id, user)
         if server is not None:
             log.info("claim.ok", server_id=server.id, configuration=configuration)
             ctx.refresh()
             return server
         log.warning("claim.lost_race", server_id=candidate.id)
-        ctx.billing.save_param(ctx.item, SERVER_ID_PARAM, "")
+        ctx.billing.save_bookkeeping(ctx.item, server_id=None)
     return None
 
 

@@ -1,8 +1,9 @@
 """What every lifecycle command shares: loading the service and its ports, locks, named steps.
 
-Steps are named so that logs read as a timeline and crash tests can stop the process after any
-of them (`PMDCI6_FAILPOINT=crash-after:<step>`, a failpoint in the FreeBSD/TiKV sense: the
-process exits at once, as a kill -9 would leave it).
+Steps are named (`lifecycle.steps`, one ordered list per operation) so that logs read as a
+timeline and crash tests can stop the process after any of them
+(`PMDCI6_FAILPOINT=crash-after:<step>`, a failpoint in the FreeBSD/TiKV sense: the process
+exits at once, as a kill -9 would leave it).
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from dci6_processing.billing.port import BillingPort
+from dci6_processing.bookkeeping import Param
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.models import Server, User
 from dci6_processing.errors import ErrorType, LockBusy, ModuleError
 from dci6_processing.invocation import Invocation
+from dci6_processing.lifecycle.steps import OperationSteps, Step, UndeclaredStep
 from dci6_processing.paths import MgrPaths
 from dci6_processing.settings import ModuleSettings, OrderAddons, Service, TariffOptions
 
@@ -29,7 +33,7 @@ log = structlog.get_logger(__name__)
 
 FAILPOINT_ENV = "PMDCI6_FAILPOINT"
 FAILPOINT_EXIT_CODE = 137
-MANUAL_PARAM = "dci_manual"
+_running: ContextVar[OperationSteps | None] = ContextVar("pmdci6_operation", default=None)
 
 
 @dataclass
@@ -73,12 +77,29 @@ def load_service(inv: Invocation) -> ServiceContext:
                           dci=inv.dci(settings))
 
 
-def step(name: str) -> None:
-    """Mark a finished step: one log line, and the crash failpoint for tests."""
-    log.info("step.done", step=name)
-    if os.environ.get(FAILPOINT_ENV) == f"crash-after:{name}":
-        log.warning("failpoint.crash", step=name)
+def step(done: Step) -> None:
+    """Mark a finished step of the running operation: one log line, and the crash failpoint.
+
+    A step the operation's list does not hold is refused, so every step is in a list (and so
+    crash-tested)."""
+    operation = _running.get()
+    if operation is None or done not in operation.steps:
+        raise UndeclaredStep(f"step {done.name!r} is not in the step list of "
+                             f"{operation.command if operation else 'any running operation'}")
+    log.info("step.done", step=done.name)
+    if os.environ.get(FAILPOINT_ENV) == f"crash-after:{done.name}":
+        log.warning("failpoint.crash", step=done.name)
         os._exit(FAILPOINT_EXIT_CODE)
+
+
+@contextmanager
+def running(operation: OperationSteps) -> Iterator[None]:
+    """Run code as `operation`: the steps it passes must be in its list."""
+    token = _running.set(operation)
+    try:
+        yield
+    finally:
+        _running.reset(token)
 
 
 @contextmanager
@@ -112,13 +133,10 @@ def service_lock(paths: MgrPaths, item: int, *,
                      what=f"service {item}")
 
 
-def exempt_from_automation(service: Service) -> bool:
-    """An admin's per-service switch: this server is handled by people, not by the module."""
-    return (service.params.get(MANUAL_PARAM) or "").strip().lower() == "on"
-
-
-def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None]) -> None:
-    """Load the service under its lock and act on it; an exempted service goes to staff.
+def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,
+                   steps: OperationSteps) -> None:
+    """Load the service under its lock and act on it through `steps`; an exempted service
+    goes to staff.
 
     BILLmanager's own switch (`billmgr.DoNothing`) stops everything and is honoured by the CLI;
     this one stops a single service: the operation becomes a task for the module's department.
@@ -126,14 +144,15 @@ def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None]) ->
     item = inv.require_item()
     with service_lock(inv.paths, item):
         ctx = load_service(inv)
-        if exempt_from_automation(ctx.service):
+        if ctx.service.bookkeeping.manual:
             log.warning("service.exempt", command=inv.command)
             ctx.billing.create_manual_task(
                 item, inv.runningoperation, inv.command,
-                f"Service {item} is marked for manual handling ({MANUAL_PARAM}=on): "
+                f"Service {item} is marked for manual handling ({Param.MANUAL}=on): "
                 f"pmdci6 did not {inv.command} it. Do it in DCImanager, then finish the operation.")
             return
-        action(ctx)
+        with running(steps):
+            action(ctx)
 
 
 def claim_lock(paths: MgrPaths) -> AbstractContextManager[None]:
@@ -154,10 +173,10 @@ def client_server(ctx: ServiceContext) -> Server:
 
     Touch nothing when it does not: the drift is reported, not "fixed".
     """
-    server_id = ctx.service.dci_server_id
+    server_id = ctx.service.bookkeeping.recorded_server()
     if server_id is None:
         raise ModuleError(ErrorType.server_not_found, object=f"service {ctx.item}",
-                          detail="no dci_server_id saved on the service")
+                          detail=f"no {Param.SERVER_ID} saved on the service")
     server = ctx.dci.server(server_id)
     if not owned_by(server, None, ctx.service.client_email):
         raise ModuleError(ErrorType.owner_mismatch, object=str(server_id),

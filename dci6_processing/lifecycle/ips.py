@@ -16,6 +16,7 @@ from dci6_processing.billing.port import BillingIp
 from dci6_processing.dci.models import IpFamily, Server, ServerIp
 from dci6_processing.lifecycle.common import ServiceContext, step
 from dci6_processing.lifecycle.resolve import resolve_pool
+from dci6_processing.lifecycle.steps import IP_ADDED_TO_SERVER, IPS_ASSIGNED, IPS_RELEASED
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +60,7 @@ def ensure_ips(ctx: ServiceContext, server: Server) -> AssignedIps:
             prefix = order.ipv6_prefix if family == IpFamily.V6 else None
             for _ in range(missing):
                 ip = ctx.dci.add_ip(server.id, family, pool.id, prefix)
-                step("ip_added_to_server")
+                step(IP_ADDED_TO_SERVER)
                 row_id = ctx.billing.add_ip(ctx.item, ip.address, gateway=ip.gateway or "")
                 recorded[ip.address] = BillingIp(id=row_id, address=ip.address)
                 log.info("ip.added", address=ip.address, pool=pool.id)
@@ -70,7 +71,7 @@ def ensure_ips(ctx: ServiceContext, server: Server) -> AssignedIps:
         if address not in on_server:
             ctx.billing.remove_ip(row.id)
             recorded.pop(address)
-    step("ips_assigned")
+    step(IPS_ASSIGNED)
     return _split(server)
 
 
@@ -84,7 +85,7 @@ def _keep_panel_ips(ctx: ServiceContext, server: Server) -> AssignedIps:
     for ip in _permanent(server, IpFamily.V4) + _permanent(server, IpFamily.V6):
         if ip.address not in recorded:
             ctx.billing.add_ip(ctx.item, ip.address, gateway=ip.gateway or "")
-    step("ips_assigned")
+    step(IPS_ASSIGNED)
     return _split(server)
 
 
@@ -103,7 +104,7 @@ def release_ips(ctx: ServiceContext, server: Server) -> None:
                 ctx.dci.remove_ip(ip.id)
     for row in ctx.billing.service_ips(ctx.item):
         ctx.billing.remove_ip(row.id)
-    step("ips_released")
+    step(IPS_RELEASED)
 
 
 def remove_temporary_ips(ctx: ServiceContext, server: Server) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from enum import StrEnum
 
 import structlog
 
@@ -14,9 +15,6 @@ from dci6_processing.lifecycle.common import ServiceContext
 
 log = structlog.get_logger(__name__)
 
-# the last install / diagnostics this service started, kept apart: one is never taken for the other
-INSTALL_OPERATION_PARAM = "dci_install_operation"
-DIAG_OPERATION_PARAM = "dci_diag_operation"
 POLL_ENV = "PMDCI6_POLL_SECONDS"  # the sandbox polls fast; a real panel every few seconds
 
 
@@ -37,7 +35,7 @@ def set_ports(ctx: ServiceContext, server: Server, enabled: bool, *, required: b
     want = PortStatus.UP if enabled else PortStatus.DOWN
     if all((port.admin_status or "").lower() == want for port in ports):
         return False
-    ctx.dci.set_switch_ports(server.id, enabled)
+    ctx.dci.set_switch_ports(server.id, enabled, ports)
     log.info("ports.set", server_id=server.id, enabled=enabled)
     return True
 
@@ -58,16 +56,32 @@ def power_off(ctx: ServiceContext, server: Server) -> bool:
     return True
 
 
-def our_operation_id(ctx: ServiceContext, param: str) -> int | None:
-    raw = (ctx.service.params.get(param) or "").strip()
-    return int(raw) if raw.isdigit() else None
+class OperationKind(StrEnum):
+    """The operations a service records (bookkeeping), kept apart: one is never taken for the
+    other."""
+
+    INSTALL = "install"
+    DIAG = "diag"
+
+
+def our_operation_id(ctx: ServiceContext, kind: OperationKind) -> int | None:
+    record = ctx.service.bookkeeping
+    return record.install_operation if kind is OperationKind.INSTALL else record.diag_operation
+
+
+def record_operation(ctx: ServiceContext, kind: OperationKind, operation_id: int | None) -> None:
+    """Save (or with None, forget) the operation this service started, and re-read it."""
+    if kind is OperationKind.INSTALL:
+        ctx.billing.save_bookkeeping(ctx.item, install_operation=operation_id)
+    else:
+        ctx.billing.save_bookkeeping(ctx.item, diag_operation=operation_id)
+    ctx.refresh()
 
 
 def stop_foreign_operation(ctx: ServiceContext, server: Server) -> bool:
     """Stop a running operation unless it is the one this service started (a rerun waits on it)."""
     op = server.operation
-    ours = {our_operation_id(ctx, param)
-            for param in (INSTALL_OPERATION_PARAM, DIAG_OPERATION_PARAM)}
+    ours = ctx.service.bookkeeping.our_operations
     if op is None or not op.is_running or op.id in ours:
         return False
     ctx.dci.stop_operation(server.id)
@@ -75,13 +89,13 @@ def stop_foreign_operation(ctx: ServiceContext, server: Server) -> bool:
     return True
 
 
-def start_or_resume(ctx: ServiceContext, server: Server, param: str,
+def start_or_resume(ctx: ServiceContext, server: Server, kind: OperationKind,
                     start: Callable[[], Operation]) -> int | None:
-    """The operation to wait for: ours (recorded in `param`) while it runs, else a new one.
+    """The operation to wait for: ours (recorded as `kind`) while it runs, else a new one.
 
     Returns None when ours already finished ok: a rerun after a crash does not repeat it.
     """
-    ours = our_operation_id(ctx, param)
+    ours = our_operation_id(ctx, kind)
     op = server.operation
     if ours is not None and op is not None and op.id == ours:
         if op.is_running:
@@ -90,8 +104,7 @@ def start_or_resume(ctx: ServiceContext, server: Server, param: str,
         if op.is_ok:
             return None
     new_op = start()
-    ctx.billing.save_param(ctx.item, param, str(new_op.id))
-    ctx.refresh()
+    record_operation(ctx, kind, new_op.id)
     log.info("operation.started", operation_id=new_op.id)
     return int(new_op.id) if new_op.id is not None else None
 

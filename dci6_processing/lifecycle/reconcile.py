@@ -36,6 +36,8 @@ from enum import StrEnum
 import structlog
 
 from dci6_processing.billing.port import BillingPort, SyncEntry
+from dci6_processing.billmanager import LIVE_STATUSES, ServiceStatus
+from dci6_processing.bookkeeping import Param
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import (
     DciBusy,
@@ -45,7 +47,7 @@ from dci6_processing.dci.errors import (
     PanelInternalError,
     PowerActionRejected,
 )
-from dci6_processing.dci.models import PortStatus, PowerStatus, Server
+from dci6_processing.dci.models import PortStatus, PowerStatus, Server, SwitchConnection
 from dci6_processing.dci.pool import map_bounded
 from dci6_processing.errors import ErrorType, LockBusy, ModuleError
 from dci6_processing.invocation import Invocation
@@ -62,18 +64,15 @@ from dci6_processing.settings import (
     SYNC_WORKERS_MIN,
     ModuleSettings,
     Service,
-    ServiceStatus,
 )
 
 log = structlog.get_logger(__name__)
 
 DRIFT_PREFIX = "DCImanager drift: "
-# The drift last reported, kept on the service: a run re-reports only news and clears only
-# what a sync wrote, without reading BILLmanager's status text back.
-DRIFT_PARAM = "dci_drift"
+# NOTE(13c): the drift last reported is kept on the service (bookkeeping `drift`): a run
+# re-reports only news and clears only what a sync wrote, without reading the status back
 MAX_STATUS_MESSAGE = 480
 MAX_LISTED_ADDRESSES = 6
-LIVE_STATUSES = (ServiceStatus.active, ServiceStatus.stopped)
 MODULES_AT_ONCE = 4  # panels synced side by side, each with its own pool of workers
 
 
@@ -130,9 +129,12 @@ class ServerLook:
     ports_down: bool  # every data port is down (also when it has none)
     maintenance: bool
     running_operation: str  # "" or the id of the operation running on it
+    # the switch connections, kept only for a panel whose routes switch each port itself
+    # (routes.toml override, dci/overrides.py): the call needs every port's ids
+    ports: tuple[SwitchConnection, ...] = ()
 
     @classmethod
-    def of(cls, server: Server) -> ServerLook:
+    def of(cls, server: Server, *, keep_ports: bool = True) -> ServerLook:
         operation = server.operation
         running = str(operation.id) if operation is not None and operation.is_running else ""
         return cls(
@@ -145,6 +147,7 @@ class ServerLook:
             ports_down=_ports_are(server, PortStatus.DOWN),
             maintenance=server.maintenance_mode,
             running_operation=running,
+            ports=tuple(server.switch_connection) if keep_ports else (),
         )
 
     def owned_by(self, email: str) -> bool:
@@ -160,8 +163,7 @@ def _look(server: Server | ServerLook | None) -> ServerLook | None:
 
 
 def recorded_server_id(entry: SyncEntry) -> int | None:
-    raw = entry.dci_server_id.strip()
-    return int(raw) if raw.isdigit() else None
+    return entry.bookkeeping.server_id
 
 
 def _shown(addresses: Iterable[str]) -> str:
@@ -180,11 +182,11 @@ def _permanent_addresses(server: Server) -> set[str]:
 def drift_of(entry: SyncEntry, server: Server | ServerLook | None) -> tuple[str, ...]:
     """What differs between the service and its server that a sync must not fix by itself."""
     server = _look(server)
-    raw = entry.dci_server_id.strip()
+    raw = entry.bookkeeping.server_id_text
     if not raw:
-        return ("no DCImanager server is recorded on the service (dci_server_id)",)
+        return (f"no DCImanager server is recorded on the service ({Param.SERVER_ID})",)
     if recorded_server_id(entry) is None:
-        return (f"dci_server_id {raw[:40]!r} is not a DCImanager server id",)
+        return (f"{Param.SERVER_ID} {raw[:40]!r} is not a DCImanager server id",)
     if server is None:
         return (f"server {raw} is gone from DCImanager",)
     drift: list[str] = []
@@ -236,23 +238,23 @@ def needs_attention(entry: SyncEntry, assessment: Assessment) -> bool:
     if assessment.corrections:
         return True
     if assessment.drift:
-        return entry.drift_note != assessment.note
-    return bool(entry.drift_note)
+        return entry.bookkeeping.drift != assessment.note
+    return bool(entry.bookkeeping.drift)
 
 
 # --- acting on one service ------------------------------------------------------------------
 
 
-def _correct(ctx: ServiceContext, server_id: int, correction: Correction) -> bool:
+def _correct(ctx: ServiceContext, server: ServerLook, correction: Correction) -> bool:
     """One correction `assess` decided from the look at the server: one request."""
     if correction in (Correction.PORTS_UP, Correction.PORTS_DOWN):
-        ctx.dci.set_switch_ports(server_id, correction is Correction.PORTS_UP)
+        ctx.dci.set_switch_ports(server.id, correction is Correction.PORTS_UP, server.ports)
         return True
     try:
-        ctx.dci.power(server_id, "on" if correction is Correction.POWER_ON else "off")
+        ctx.dci.power(server.id, "on" if correction is Correction.POWER_ON else "off")
     except PowerActionRejected:
         # the panel's power rules refuse it only when the server is already there
-        log.info("sync.power_already", server_id=server_id, correction=str(correction))
+        log.info("sync.power_already", server_id=server.id, correction=str(correction))
         return False
     return True
 
@@ -261,25 +263,28 @@ def settle(ctx: ServiceContext, entry: SyncEntry, server: Server | ServerLook | 
            assessment: Assessment) -> Outcome:
     """Report drift or make the corrections; clear our drift note once the drift is gone."""
     if assessment.drift:
-        log.warning("sync.drift", server_id=entry.dci_server_id, drift=list(assessment.drift))
+        log.warning("sync.drift", server_id=entry.bookkeeping.server_id_text,
+                    drift=list(assessment.drift))
         note = assessment.note
-        if entry.drift_note != note:
+        if entry.bookkeeping.drift != note:
             ctx.billing.set_status_message(entry.item, note)
-            ctx.billing.save_param(entry.item, DRIFT_PARAM, note)
+            ctx.billing.save_bookkeeping(entry.item, drift=note)
         return Outcome.DRIFTED
     if assessment.waiting:
-        log.info("sync.waiting", server_id=entry.dci_server_id, reason=assessment.waiting)
+        log.info("sync.waiting", server_id=entry.bookkeeping.server_id_text,
+                 reason=assessment.waiting)
     made = False
-    if server is not None:
+    look = _look(server)
+    if look is not None:
         for correction in assessment.corrections:
-            if _correct(ctx, server.id, correction):
+            if _correct(ctx, look, correction):
                 made = True
-                log.info("sync.corrected", server_id=server.id, correction=str(correction),
+                log.info("sync.corrected", server_id=look.id, correction=str(correction),
                          status=entry.status)
-    if entry.drift_note:
+    if entry.bookkeeping.drift:
         ctx.billing.set_status_message(entry.item, "")
-        ctx.billing.save_param(entry.item, DRIFT_PARAM, "")
-        log.info("sync.drift_cleared", server_id=entry.dci_server_id)
+        ctx.billing.save_bookkeeping(entry.item, drift="")
+        log.info("sync.drift_cleared", server_id=entry.bookkeeping.server_id_text)
     return Outcome.CORRECTED if made else Outcome.IN_STEP
 
 
@@ -470,9 +475,11 @@ class ModuleSync:
     def _walk_listing(self, dci: DciClient) -> tuple[dict[int, ServerLook], bool]:
         """A look at every listed server by id, and whether the listing went to its end."""
         listed: dict[int, ServerLook] = {}
+        keep_ports = dci.switches_each_port
         try:
             for server in dci.iter_servers(concurrent_pages=True):
-                listed[server.id] = ServerLook.of(server)  # seen twice: the later look wins
+                # seen twice: the later look wins
+                listed[server.id] = ServerLook.of(server, keep_ports=keep_ports)
         except ModuleError as exc:
             log.error("sync.listing_failed", error=str(exc.type), value=exc.value,
                       detail=exc.detail)
@@ -508,7 +515,7 @@ class ModuleSync:
         if needs_attention(entry, assessment):
             attention.append((entry, server))
         elif assessment.drift:
-            log.warning("sync.drift", item=entry.item, server_id=entry.dci_server_id,
+            log.warning("sync.drift", item=entry.item, server_id=entry.bookkeeping.server_id_text,
                         drift=list(assessment.drift), reported=True)
             self.tally.count(Outcome.DRIFTED)
         else:
@@ -569,4 +576,5 @@ def _service_of(entry: SyncEntry, module: int) -> Service:
     return Service(id=entry.item, module=module, status=entry.status,
                    pricelist=entry.pricelist, account_id=entry.account_id,
                    client_email=entry.client_email,
-                   params={"dci_server_id": entry.dci_server_id})
+                   params={Param.SERVER_ID.value: entry.bookkeeping.server_id_text,
+                           Param.DRIFT.value: entry.bookkeeping.drift})

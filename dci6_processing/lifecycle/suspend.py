@@ -8,8 +8,20 @@ import structlog
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.common import ServiceContext, client_server, run_on_service, step
 from dci6_processing.lifecycle.power import power_on, set_ports
+from dci6_processing.lifecycle.steps import (
+    PORTS_OFF,
+    PORTS_ON,
+    POWERED_ON,
+    RESUME_REPORTED,
+    SUSPEND_REPORTED,
+    OperationSteps,
+)
 
 log = structlog.get_logger(__name__)
+
+SUSPEND_STEPS = OperationSteps("suspend", (PORTS_OFF, SUSPEND_REPORTED))
+# NOTE(13c): the sync would power an Active service's server on anyway; the client need not wait
+RESUME_STEPS = OperationSteps("resume", (PORTS_ON, POWERED_ON, RESUME_REPORTED))
 
 
 def suspend_service(inv: Invocation) -> bytes | None:
@@ -24,12 +36,13 @@ def _switch(inv: Invocation, *, enabled: bool) -> bytes | None:
     def switch(ctx: ServiceContext) -> None:
         server = client_server(ctx)
         set_ports(ctx, server, enabled, required=True)
-        step("ports_on" if enabled else "ports_off")
+        step(PORTS_ON if enabled else PORTS_OFF)
         if enabled:
-            # the sync would power an Active service's server on anyway; the client need not wait
             power_on(ctx, server)
+            step(POWERED_ON)
         ctx.billing.post(ctx.item, "resume" if enabled else "suspend")
         log.info("service.resumed" if enabled else "service.suspended", server_id=server.id)
+        step(RESUME_REPORTED if enabled else SUSPEND_REPORTED)
 
-    run_on_service(inv, switch)
+    run_on_service(inv, switch, steps=RESUME_STEPS if enabled else SUSPEND_STEPS)
     return None

@@ -26,7 +26,7 @@ from dci6_processing.lifecycle.common import (
 )
 from dci6_processing.lifecycle.ips import release_ips
 from dci6_processing.lifecycle.power import (
-    DIAG_OPERATION_PARAM,
+    OperationKind,
     our_operation_id,
     power_off,
     power_on,
@@ -36,17 +36,45 @@ from dci6_processing.lifecycle.power import (
     wait_operation,
 )
 from dci6_processing.lifecycle.resolve import resolve_pool
+from dci6_processing.lifecycle.steps import (
+    CLOSE_REPORTED,
+    DIAGNOSTICS_DONE,
+    DIAGNOSTICS_STARTED,
+    IPS_RELEASED,
+    OPERATION_STOPPED,
+    OWNER_RELEASED,
+    PORTS_OFF,
+    PORTS_ON,
+    POWERED_OFF,
+    POWERED_ON,
+    OperationSteps,
+)
 
 log = structlog.get_logger(__name__)
 
+# NOTE(13c): the owner goes last: an unowned server whose operation finished is free in
+# DCImanager's rule, so it must already be wiped, off and disconnected
+CLOSE_STEPS = OperationSteps("close", (
+    PORTS_ON,
+    POWERED_ON,
+    OPERATION_STOPPED,
+    IPS_RELEASED,
+    DIAGNOSTICS_STARTED,
+    DIAGNOSTICS_DONE,
+    POWERED_OFF,
+    PORTS_OFF,
+    OWNER_RELEASED,
+    CLOSE_REPORTED,
+))
+
 
 def close_service(inv: Invocation) -> bytes | None:
-    run_on_service(inv, terminate)
+    run_on_service(inv, terminate, steps=CLOSE_STEPS)
     return None
 
 
 def terminate(ctx: ServiceContext) -> None:
-    server_id = ctx.service.dci_server_id
+    server_id = ctx.service.bookkeeping.recorded_server()
     if server_id is None:
         log.info("close.nothing_provisioned")
         for row in ctx.billing.service_ips(ctx.item):
@@ -60,12 +88,12 @@ def terminate(ctx: ServiceContext) -> None:
         _release_owner(ctx, server)
     ctx.billing.post(ctx.item, "close")
     log.info("service.closed", server_id=server_id)
-    step("close_reported")
+    step(CLOSE_REPORTED)
 
 
 def _wiped_and_released(ctx: ServiceContext, server: Server) -> bool:
     """A rerun after the owner was released: only the report to BILLmanager is left."""
-    ours = our_operation_id(ctx, DIAG_OPERATION_PARAM)
+    ours = our_operation_id(ctx, OperationKind.DIAG)
     op = server.operation
     finished = ours is not None and op is not None and op.id == ours and op.is_ok
     return finished and not owned_by(server, None, ctx.service.client_email)
@@ -85,19 +113,19 @@ def _check_ownership(ctx: ServiceContext, server: Server) -> None:
 def _teardown(ctx: ServiceContext, server: Server) -> Server:
     tariff = ctx.tariff
     set_ports(ctx, server, True, required=False)
-    step("ports_on")
+    step(PORTS_ON)
     power_on(ctx, server)
-    step("powered_on")
+    step(POWERED_ON)
     stop_foreign_operation(ctx, server)
-    step("operation_stopped")
+    step(OPERATION_STOPPED)
     release_ips(ctx, ctx.dci.server(server.id))
     server = _wipe(ctx, ctx.dci.server(server.id))
     if tariff.shutdown_on_close:
         power_off(ctx, server)
-    step("powered_off")
+    step(POWERED_OFF)
     if tariff.ports_off_on_close:
         set_ports(ctx, ctx.dci.server(server.id), False, required=False)
-    step("ports_off")
+    step(PORTS_OFF)
     return ctx.dci.server(server.id)
 
 
@@ -111,8 +139,8 @@ def _wipe(ctx: ServiceContext, server: Server) -> Server:
         return ctx.dci.run_diagnostics(server.id, template=tariff.diag_template,
                                        clear_disks=not tariff.skip_disk_clean, pool_id=pool_id)
 
-    operation_id = start_or_resume(ctx, server, DIAG_OPERATION_PARAM, start)
-    step("diagnostics_started")
+    operation_id = start_or_resume(ctx, server, OperationKind.DIAG, start)
+    step(DIAGNOSTICS_STARTED)
     if operation_id is not None:
         try:
             server = wait_operation(ctx, server.id, operation_id, ctx.settings.diagtimeout)
@@ -122,7 +150,7 @@ def _wipe(ctx: ServiceContext, server: Server) -> Server:
                 ctx.dci.stop_operation(server.id)
                 log.warning("diagnostics.stopped_after_timeout", operation_id=operation_id)
             raise
-    step("diagnostics_done")
+    step(DIAGNOSTICS_DONE)
     return ctx.dci.server(server.id)
 
 
@@ -132,11 +160,11 @@ def _release_owner(ctx: ServiceContext, server: Server) -> None:
         if handover:
             user = ensure_client_user(ctx, handover, allow_admin=True)
             if server.owner == user.id:
-                step("owner_released")
+                step(OWNER_RELEASED)
                 return
             if server.has_owner:
                 ctx.dci.remove_owner(server.id)
             ctx.dci.set_owner(server.id, user.id)
         elif server.has_owner:
             ctx.dci.remove_owner(server.id)
-    step("owner_released")
+    step(OWNER_RELEASED)

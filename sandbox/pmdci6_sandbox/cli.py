@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory, InventoryError
+from pmdci6_sandbox.dcisim.variants import VARIANTS
 
 
 @click.group("pmdci6-sandbox")
@@ -58,6 +59,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
               default=None, help="Serve HTTPS with this certificate (PEM).")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Private key for --certfile, if not inside it.")
+@click.option("--variant", type=click.Choice(sorted(VARIANTS)), default=None,
+              help="Serve a variant panel whose routes differ from pmdci6's table "
+                   "(see pmdci6_sandbox.dcisim.variants).")
 def dci_command(
     port: int,
     host: str,
@@ -70,6 +74,7 @@ def dci_command(
     password_file: Path | None,
     certfile: Path | None,
     keyfile: Path | None,
+    variant: str | None,
 ) -> None:
     """Serve a stateful DCImanager 6 simulator until interrupted."""
     if inventory_path is not None and servers is not None:
@@ -93,6 +98,7 @@ def dci_command(
             port=port,
             certfile=certfile,
             keyfile=keyfile,
+            variant=variant,
             latency_ms=latency_ms,
             jitter_ms=jitter_ms,
         )
@@ -114,6 +120,8 @@ def dci_command(
         click.echo(f"admin password file: {password_file}")
         click.echo(f"servers: {len(inventory.servers)}, time scale: {time_scale}, "
                    f"latency: {latency_ms:g} ± {jitter_ms:g} ms; Ctrl-C stops")
+        click.echo(f"variant: {simulator.variant.name} ({simulator.variant.description}); "
+                   f"API description at {url}/swagger/")
         simulator.serve_forever()
     except KeyboardInterrupt:
         click.echo("stopped")

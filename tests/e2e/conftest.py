@@ -71,9 +71,11 @@ def tariff_params(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_sandbox(root: Path, inventory: Inventory | None = None) -> Iterator[Sandbox]:
-    """A simulator on loopback and a BILLmanager host whose module points at it."""
-    sim = DciSimulator(inventory or Inventory.default(), time_scale=0.0)
+def running_sandbox(root: Path, inventory: Inventory | None = None, *,
+                    variant: str | None = None) -> Iterator[Sandbox]:
+    """A simulator (of a variant panel, when given) on loopback and a BILLmanager host whose
+    module points at it."""
+    sim = DciSimulator(inventory or Inventory.default(), time_scale=0.0, variant=variant)
     with sim:
         host = BillmgrHost.create(root)
         host.add_module(MODULE, url=sim.url, username=sim.admin_email,

@@ -1,25 +1,25 @@
-"""Kill the binary after every step of open and close, run it again, and check it finishes
-correctly: one server, never a second one, never a lost one, nothing half-done."""
+"""Kill the binary after every listed step of every operation, run it again, and check it
+finishes correctly: one server, never a second one, never a lost one, nothing half-done.
+
+The steps come from the operations' own lists (`lifecycle.operations.STEP_LISTS`), so a new
+step is crash-tested without anyone remembering to; a new operation needs a `Scenario` here
+(`test_every_operation_has_a_scenario` says so).
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import groupby
 
 import pytest
 
 from dci6_processing.lifecycle.common import FAILPOINT_EXIT_CODE
+from dci6_processing.lifecycle.operations import STEP_LISTS
 from tests.e2e.conftest import CLIENT_EMAIL, Sandbox
-from tests.e2e.test_lifecycle import ACTIVE, DELETED, ok, permanent_ips
-
-OPEN_STEPS = [
-    "user_ready", "server_recorded", "server_claimed", "ports_on", "powered_on",
-    "operation_stopped", "ip_added_to_server", "ips_assigned", "install_started",
-    "install_done", "params_saved", "open_reported",
-]
-CLOSE_STEPS = [
-    "ports_on", "powered_on", "operation_stopped", "ips_released", "diagnostics_started",
-    "diagnostics_done", "powered_off", "ports_off", "owner_released", "close_reported",
-]
+from tests.e2e.test_lifecycle import ACTIVE, DELETED, STOPPED, ok, permanent_ips
 
 
 def crash(sandbox: Sandbox, command: str, item: int, step: str) -> None:
@@ -32,57 +32,151 @@ def owned_by_client(sandbox: Sandbox) -> list[int]:
     return [int(s["id"]) for s in sandbox.sim.servers() if s["owner_email"] == CLIENT_EMAIL]
 
 
-@pytest.mark.parametrize("step", OPEN_STEPS)
-def test_open_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, step: str) -> None:
-    item = sandbox.order(201, addons={"ip": "2"})
-    crash(sandbox, "open", item, step)
-    ok(sandbox.run("open", item))
+def data_ports(server: dict[str, object]) -> list[dict[str, str]]:
+    connections = server["switch_connection"]
+    assert isinstance(connections, list)
+    return [c for c in connections if not c.get("is_ipmi_connection")]
+
+
+# --- one scenario per operation: where a run starts, what a finished run leaves ---------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    prepare: Callable[[Sandbox], int]  # a service ready for the command; returns its item
+    finished: Callable[[Sandbox, int], None]  # asserts the end state of a completed run
+    # asserts what must hold while the process lies dead after `step`
+    crashed: Callable[[Sandbox, int, str], None] = lambda sandbox, item, step: None
+
+
+def _order_to_open(sandbox: Sandbox) -> int:
+    return sandbox.order(201, addons={"ip": "2"})
+
+
+def _opened(sandbox: Sandbox, item: int) -> None:
     record = sandbox.host.service(item)
     assert record.status == ACTIVE
     server = sandbox.server_of(item)
     assert owned_by_client(sandbox) == [server["id"]]  # exactly one server, none leaked
-    assert server["operation"]["status"] == "ok" and server["os_template"] is not None
+    operation = server["operation"]
+    assert isinstance(operation, dict)
+    assert operation["status"] == "ok" and server["os_template"] is not None
     v4 = permanent_ips(server, "ipv4")
     assert len(v4) == 2
     assert sorted(addr for _, addr in record.ips) == sorted(v4)
     assert [f for f, _ in record.events].count("service.postopen") >= 1
 
 
-@pytest.mark.parametrize("step", CLOSE_STEPS)
-def test_close_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, step: str) -> None:
-    item = sandbox.order(202)
+def _open_service(sandbox: Sandbox, item: int) -> int:
     ok(sandbox.run("open", item))
-    server_id = sandbox.server_of(item)["id"]
-    crash(sandbox, "close", item, step)
+    return item
+
+
+def _service_to_close(sandbox: Sandbox) -> int:
+    return _open_service(sandbox, sandbox.order(202))
+
+
+def _close_crashed(sandbox: Sandbox, item: int, step: str) -> None:
     if step not in ("owner_released", "close_reported"):
         # until the wipe is verified and the owner released, the server is never free
-        assert sandbox.sim.server(server_id)["owner_email"] == CLIENT_EMAIL
-    ok(sandbox.run("close", item))
+        assert sandbox.server_of(item)["owner_email"] == CLIENT_EMAIL
+
+
+def _closed(sandbox: Sandbox, item: int) -> None:
     assert sandbox.host.service(item).status == DELETED
-    server = sandbox.sim.server(server_id)
+    server = sandbox.server_of(item)
     assert server["owner"] is None
     assert server["os_template"] is None
     assert server["power_status"] == "off"
     assert permanent_ips(server, "ipv4") == []
 
 
-CHANGE_STEPS = ["ip_added_to_server", "ips_assigned", "install_started", "install_done",
-                "changes_applied"]
-
-
-@pytest.mark.parametrize("step", CHANGE_STEPS)
-def test_setparam_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, step: str) -> None:
-    item = sandbox.order(203, addons={"ip": "1"}, params={"ostempl": "1"})
-    ok(sandbox.run("open", item))
-    server_id = sandbox.server_of(item)["id"]
+def _service_to_change(sandbox: Sandbox) -> int:
+    item = _open_service(sandbox, sandbox.order(203, addons={"ip": "1"}, params={"ostempl": "1"}))
     sandbox.host.set_addon(item, "ip", "2")
     sandbox.host.set_param(item, "ostempl", "4")
-    crash(sandbox, "setparam", item, step)
-    ok(sandbox.run("setparam", item))
+    return item
+
+
+def _changed(sandbox: Sandbox, item: int) -> None:
     record = sandbox.host.service(item)
-    server = sandbox.sim.server(server_id)
-    assert server["os_template"]["id"] == 4 and server["operation"]["status"] == "ok"
+    server = sandbox.server_of(item)
+    template, operation = server["os_template"], server["operation"]
+    assert isinstance(template, dict) and isinstance(operation, dict)
+    assert template["id"] == 4 and operation["status"] == "ok"
     v4 = permanent_ips(server, "ipv4")
     assert len(v4) == 2 and sorted(addr for _, addr in record.ips) == sorted(v4)
-    assert owned_by_client(sandbox) == [server_id]
+    assert owned_by_client(sandbox) == [server["id"]]
     assert "service.postsetparam" in [f for f, _ in record.events]
+
+
+def _service_to_suspend(sandbox: Sandbox) -> int:
+    return _open_service(sandbox, sandbox.order(204))
+
+
+def _suspended(sandbox: Sandbox, item: int) -> None:
+    assert sandbox.host.service(item).status == STOPPED
+    ports = data_ports(sandbox.server_of(item))
+    assert ports and all(port["admin_status"] == "down" for port in ports)
+
+
+def _service_to_resume(sandbox: Sandbox) -> int:
+    item = _open_service(sandbox, sandbox.order(205))
+    ok(sandbox.run("suspend", item))
+    server_id = sandbox.server_of(item)["id"]
+    sandbox.sim.update_server(server_id, power_status="off")  # as the status sync leaves it
+    return item
+
+
+def _resumed(sandbox: Sandbox, item: int) -> None:
+    assert sandbox.host.service(item).status == ACTIVE
+    server = sandbox.server_of(item)
+    assert server["power_status"] == "on"
+    ports = data_ports(server)
+    assert ports and all(port["admin_status"] == "up" for port in ports)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "open": Scenario(_order_to_open, _opened),
+    "close": Scenario(_service_to_close, _closed, _close_crashed),
+    "setparam": Scenario(_service_to_change, _changed),
+    "suspend": Scenario(_service_to_suspend, _suspended),
+    "resume": Scenario(_service_to_resume, _resumed),
+}
+
+CASES = [(command, name) for command, steps in STEP_LISTS.items() for name in steps.names]
+
+
+def test_every_operation_has_a_scenario() -> None:
+    assert SCENARIOS.keys() == STEP_LISTS.keys()
+
+
+@pytest.mark.parametrize(("command", "step"), CASES, ids=[f"{c}-{s}" for c, s in CASES])
+def test_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, command: str,
+                                                  step: str) -> None:
+    scenario = SCENARIOS[command]
+    item = scenario.prepare(sandbox)
+    crash(sandbox, command, item, step)
+    scenario.crashed(sandbox, item, step)
+    ok(sandbox.run(command, item))
+    scenario.finished(sandbox, item)
+
+
+def _steps_logged(sandbox: Sandbox, since: int) -> list[str]:
+    with (sandbox.host.root / "var" / "pmdci6.log").open("rb") as log:
+        log.seek(since)
+        events = [json.loads(line) for line in log if line.strip()]
+    return [e["step"] for e in events if e.get("event") == "step.done"]
+
+
+@pytest.mark.parametrize("command", list(STEP_LISTS))
+def test_a_full_run_passes_exactly_the_listed_steps_in_order(sandbox: Sandbox,
+                                                             command: str) -> None:
+    scenario = SCENARIOS[command]
+    item = scenario.prepare(sandbox)
+    log_path = sandbox.host.root / "var" / "pmdci6.log"
+    since = log_path.stat().st_size if log_path.exists() else 0
+    ok(sandbox.run(command, item))
+    scenario.finished(sandbox, item)
+    passed = [name for name, _ in groupby(_steps_logged(sandbox, since))]  # one per address
+    assert passed == list(STEP_LISTS[command].names)

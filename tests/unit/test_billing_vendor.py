@@ -64,7 +64,7 @@ def test_service(billing: VendorBilling) -> None:
     assert service.tariff.check_email_verified is True
     assert service.previous_pricelist is None
     assert service.order.ipv4_count == 2 and service.order.ipv6_count == 1
-    assert service.dci_server_id == 17
+    assert service.bookkeeping.recorded_server() == 17
 
 
 def test_service_with_unconfirmed_email_and_pending_tariff_change(
@@ -176,6 +176,25 @@ def test_save_param(host: BillmgrHost, billing: VendorBilling) -> None:
     vendor_log = host.root / "var" / "billmgr-vendor.log"
     assert ROOT_PASSWORD not in (vendor_log.read_text() if vendor_log.exists() else "")
     assert billing.service(ITEM).params["password"] == ROOT_PASSWORD
+
+
+def test_save_bookkeeping_writes_each_field_once_and_the_password_crypted(
+    host: BillmgrHost, billing: VendorBilling
+) -> None:
+    billing.save_bookkeeping(ITEM, server_id=18, install_operation=None,
+                             root_password=ROOT_PASSWORD, drift="DCImanager drift: x")
+    record = host.service(ITEM)
+    assert record.params["dci_server_id"] == "18"
+    assert record.params["dci_install_operation"] == ""
+    assert record.crypted_params == frozenset({"password"})
+    saves = [args for func, args in record.events if func == "service.saveparam"]
+    assert [sorted(set(args) - {"elid", "sok", "crypted"}) for args in saves] == [
+        ["dci_server_id"], ["dci_install_operation"], ["password"], ["dci_drift"]]
+    assert [args["crypted"] for args in saves] == ["off", "off", "on", "off"]
+    assert saves[2]["password"] == "***"
+    bookkeeping = billing.service(ITEM).bookkeeping
+    assert (bookkeeping.server_id, bookkeeping.install_operation, bookkeeping.root_password,
+            bookkeeping.drift) == (18, None, ROOT_PASSWORD, "DCImanager drift: x")
 
 
 def test_a_failed_secret_save_names_the_call_never_the_secret(

@@ -229,6 +229,10 @@ class RecordingClient:
     def __init__(self, url: str, email: str, password: str, **_: object) -> None:
         RecordingClient.made.append((url, email, password))
 
+    @classmethod
+    def from_settings(cls, settings: ModuleSettings, paths: object) -> RecordingClient:
+        return cls(settings.url, settings.username, settings.password.get_secret_value())
+
     def locations(self) -> list[Location]:
         return [Location(id=3, name="Moscow"), Location(id=1, name="Amsterdam")]
 

@@ -267,7 +267,7 @@ def test_ca_bundle_and_verification_reach_requests(
     make_client().login()
     # True, or the environment's CA bundle (REQUESTS_CA_BUNDLE): verification stays on
     assert sent_kwargs(panel, 1)["verify"] not in (False, str(bundle))
-    assert sent_kwargs(panel, 1)["timeout"] == 60.0
+    assert sent_kwargs(panel, 1)["timeout"] == (10.0, 60.0)  # (connect, read)
 
 
 def test_insecure_warns_once_per_panel(panel: responses.RequestsMock) -> None:
@@ -294,15 +294,17 @@ def test_token_is_reused_across_instances_and_cached_0600(
     assert panel.calls[-1].request.headers["x-xsrf-token"] == token_for(1)
     cache_dir = tmp_path / "tokens"
     assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
-    [cache_file] = list(cache_dir.iterdir())
-    assert stat.S_IMODE(cache_file.stat().st_mode) == 0o600
-    text = cache_file.read_text()
-    assert PASSWORD not in text and PASSWORD not in cache_file.name
-    assert json.loads(text)["token"] == token_for(1)
+    cache_file = TokenCache(cache_dir, URL, EMAIL, PASSWORD).path
+    key_file = cache_dir / TokenCache.KEY_FILE
+    assert sorted(cache_dir.iterdir()) == sorted([cache_file, key_file])
+    for path in (cache_file, key_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert PASSWORD.encode() not in path.read_bytes() and PASSWORD not in path.name
+    assert json.loads(cache_file.read_text())["token"] == token_for(1)
 
 
 def test_expired_cached_token_is_replaced(panel: responses.RequestsMock, tmp_path: Path) -> None:
-    TokenCache(tmp_path / "tokens", URL, EMAIL).store("6-stale")
+    TokenCache(tmp_path / "tokens", URL, EMAIL, PASSWORD).store("6-stale")
     add_login(panel, 2)
     panel.get(SERVER_1, status=401, json=error(1001, "Unauthorized"),
               match=[matchers.header_matcher({"x-xsrf-token": "6-stale"})])
@@ -310,11 +312,11 @@ def test_expired_cached_token_is_replaced(panel: responses.RequestsMock, tmp_pat
               match=[matchers.header_matcher({"x-xsrf-token": token_for(2)})])
     client = make_client(tmp_path)
     assert client.server(1).id == 1
-    assert TokenCache(tmp_path / "tokens", URL, EMAIL).load() == token_for(2)
+    assert TokenCache(tmp_path / "tokens", URL, EMAIL, PASSWORD).load() == token_for(2)
 
 
 def test_a_world_readable_cache_is_not_trusted(tmp_path: Path) -> None:
-    cache = TokenCache(tmp_path / "tokens", URL, EMAIL)
+    cache = TokenCache(tmp_path / "tokens", URL, EMAIL, PASSWORD)
     cache.store("6-abc")
     assert cache.load() == "6-abc"
     os.chmod(cache.path, 0o644)
@@ -323,9 +325,9 @@ def test_a_world_readable_cache_is_not_trusted(tmp_path: Path) -> None:
 
 
 def test_cache_is_keyed_by_url_and_email(tmp_path: Path) -> None:
-    one = TokenCache(tmp_path, URL, EMAIL)
-    assert one.path != TokenCache(tmp_path, URL, "other@example.com").path
-    assert one.path != TokenCache(tmp_path, "https://other.example", EMAIL).path
+    one = TokenCache(tmp_path, URL, EMAIL, PASSWORD)
+    assert one.path != TokenCache(tmp_path, URL, "other@example.com", PASSWORD).path
+    assert one.path != TokenCache(tmp_path, "https://other.example", EMAIL, PASSWORD).path
 
 
 def test_unwritable_cache_does_not_fail_the_call(
@@ -338,7 +340,7 @@ def test_unwritable_cache_does_not_fail_the_call(
 
 
 def test_forget_keeps_a_token_renewed_by_another_process(tmp_path: Path) -> None:
-    cache = TokenCache(tmp_path, URL, EMAIL)
+    cache = TokenCache(tmp_path, URL, EMAIL, PASSWORD)
     cache.store("6-new")
     cache.forget("6-old")
     assert cache.load() == "6-new"

@@ -251,3 +251,26 @@ class TestFilesForAnotherPrefix:
         link = tree / "processing" / "pmdci6"
         link.symlink_to(source / "processing" / "pmdci6")
         assert run_launcher(link, clean_env())[0] == str(tree)
+
+
+def test_routes_example_installed_beside_and_never_over_the_admins_file(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    import tomllib
+
+    root = install_files(repo_root, tmp_path, "/opt/mgr5")
+    example = root / "etc" / "pmdci6" / "routes.toml.example"
+    assert tomllib.loads(example.read_text()) == {}  # all commented out
+    import re
+
+    setting = re.compile(r"# (\[|[a-z]+ = )")
+    uncommented = "\n".join(line.removeprefix("# ") for line in example.read_text().splitlines()
+                            if setting.match(line))
+    from dci6_processing.dci import overrides
+
+    (tmp_path / "try.toml").write_text(uncommented)
+    assert overrides.load(tmp_path / "try.toml").everywhere  # the examples are valid
+    admins = root / "etc" / "pmdci6" / "routes.toml"
+    admins.write_text('[route."server.get"]\nmethod = "GET"\n')
+    install_files(repo_root, tmp_path, "/opt/mgr5")
+    assert admins.read_text() == '[route."server.get"]\nmethod = "GET"\n'

@@ -7,13 +7,15 @@ route, every billing write is recorded.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import pytest
 
 from dci6_processing.billing.port import BillingPort, SyncEntry
+from dci6_processing.bookkeeping import BookkeepingChanges, Param, ServiceBookkeeping, encode
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import DciBusy, DciNotFound, DciUnreachable, PowerActionRejected
 from dci6_processing.dci.models import Server
@@ -21,7 +23,6 @@ from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.common import file_lock, item_lock_path
 from dci6_processing.lifecycle.reconcile import (
-    DRIFT_PARAM,
     DRIFT_PREFIX,
     MAX_STATUS_MESSAGE,
     Assessment,
@@ -70,7 +71,9 @@ def entry(item: int = 1, *, status: int = ACTIVE, server_id: str = "10",
           addresses: tuple[str, ...] = ("203.0.113.10",), note: str = "",
           email: str = CLIENT) -> SyncEntry:
     return SyncEntry(item=item, status=status, pricelist=3, account_id=7, client_email=email,
-                     dci_server_id=server_id, addresses=frozenset(addresses), drift_note=note)
+                     addresses=frozenset(addresses),
+                     bookkeeping=ServiceBookkeeping.from_params(
+                         {Param.SERVER_ID.value: server_id, Param.DRIFT.value: note}))
 
 
 # --- decisions ------------------------------------------------------------------------------
@@ -216,6 +219,8 @@ def test_needs_attention() -> None:
 class FakePanel:
     """The DCImanager client calls a sync makes, over a dict of servers."""
 
+    switches_each_port = False
+
     def __init__(self, servers: list[Server], *, page_size: int = 2) -> None:
         self.servers = {s.id: s for s in servers}
         self.page_size = page_size
@@ -224,6 +229,7 @@ class FakePanel:
         self.fail_on: dict[tuple[str, int], Exception] = {}
         self.fail_listing_after_pages: int | None = None
         self.hidden_from_listing: set[int] = set()
+        self.ports_given: dict[int, tuple[object, ...]] = {}
 
     def iter_servers(self, where: object = None, **_: object) -> Iterator[Server]:
         listed = [s for i, s in sorted(self.servers.items()) if i not in self.hidden_from_listing]
@@ -247,7 +253,10 @@ class FakePanel:
             raise failure
         self.calls.append((name, server_id, arg))
 
-    def set_switch_ports(self, server_id: int, enabled: bool) -> None:
+    def set_switch_ports(
+        self, server_id: int, enabled: bool, ports: Sequence[object] = ()
+    ) -> None:
+        self.ports_given[server_id] = tuple(ports)
         self._act("server.switch_port", server_id, enabled)
 
     def power(self, server_id: int, action: str) -> None:
@@ -295,15 +304,16 @@ class FakeBilling:
         e = self.entries[item]
         return Service(id=item, module=MODULE, status=e.status, pricelist=e.pricelist,
                        account_id=e.account_id, client_email=e.client_email,
-                       params={"dci_server_id": e.dci_server_id})
+                       params={Param.SERVER_ID.value: e.bookkeeping.server_id_text})
 
     def set_status_message(self, item: int, text: str) -> None:
         self.messages.append((item, text))
 
-    def save_param(self, item: int, name: str, value: str, *, crypted: bool = False) -> None:
-        self.params.append((item, name, value))
+    def save_bookkeeping(self, item: int, **changes: Unpack[BookkeepingChanges]) -> None:
+        for param, value in encode(changes).items():
+            self.params.append((item, param, value))
         e = self.entries[item]
-        self.entries[item] = SyncEntry(**{**e.__dict__, "drift_note": value})
+        self.entries[item] = replace(e, bookkeeping=replace(e.bookkeeping, **changes))
 
 
 class FakeInvocation(Invocation):
@@ -359,6 +369,23 @@ def test_sync_lists_once_and_spends_one_request_per_correction(tmp_path: Path) -
     assert billing.messages == [] and billing.params == []
 
 
+def test_a_panel_switching_each_port_gets_the_listed_servers_ports(tmp_path: Path) -> None:
+    servers = [server(10, ports="down"), server(11, ports="down")]
+    panel = FakePanel(servers)
+    billing = FakeBilling([entry(1, server_id="10"), entry(2, server_id="11")])
+    run_sync(invocation(tmp_path, billing, panel))
+    assert panel.ports_given == {10: (), 11: ()}  # one call per server: no ports kept
+
+    panel.switches_each_port = True  # a routes.toml override: one call per port
+    panel.calls.clear()
+    run_sync(invocation(tmp_path, billing, panel))
+    assert sorted(panel.calls) == [("server.switch_port", 10, True),
+                                   ("server.switch_port", 11, True)]
+    assert panel.ports_given == {10: tuple(servers[0].switch_connection),
+                                 11: tuple(servers[1].switch_connection)}
+    assert all(panel.ports_given.values())
+
+
 def test_drift_is_reported_once_and_cleared_when_it_ends(tmp_path: Path) -> None:
     panel = FakePanel([server(10, power="off", owner_email="thief@example.org")])
     billing = FakeBilling([entry(1)])
@@ -369,7 +396,7 @@ def test_drift_is_reported_once_and_cleared_when_it_ends(tmp_path: Path) -> None
     assert len(billing.messages) == 1
     item, note = billing.messages[0]
     assert item == 1 and note.startswith(DRIFT_PREFIX) and "thief@example.org" in note
-    assert billing.params == [(1, DRIFT_PARAM, note)]
+    assert billing.params == [(1, Param.DRIFT, note)]
 
     assert figures(run_sync(inv))["drifted"] == "1"
     assert len(billing.messages) == 1  # already reported: no new write
@@ -378,7 +405,7 @@ def test_drift_is_reported_once_and_cleared_when_it_ends(tmp_path: Path) -> None
     assert figures(run_sync(inv))["corrected"] == "1"
     assert panel.calls == [("server.power", 10, "on")]
     assert billing.messages[-1] == (1, "")
-    assert billing.params[-1] == (1, DRIFT_PARAM, "")
+    assert billing.params[-1] == (1, Param.DRIFT, "")
 
 
 def test_a_server_missing_from_the_listing_is_confirmed_before_it_is_called_gone(

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dci6_processing.billing import vendor
 from dci6_processing.billing.port import SyncEntry
 from dci6_processing.billing.vendor import VendorBilling
-from dci6_processing.lifecycle.claim import SERVER_ID_PARAM
-from dci6_processing.lifecycle.reconcile import DRIFT_PARAM
+from dci6_processing.bookkeeping import ServiceBookkeeping
 from pmdci6_sandbox.billmgr_host import BillmgrHost, LiveService
 
 MODULE = 1
@@ -35,11 +33,6 @@ def host(tmp_path: Path) -> BillmgrHost:
     return host
 
 
-def test_param_names_are_the_lifecycles() -> None:
-    assert vendor.SYNC_SERVER_PARAM == SERVER_ID_PARAM
-    assert vendor.SYNC_DRIFT_PARAM == DRIFT_PARAM
-
-
 def test_only_live_services_of_the_module_are_read(host: BillmgrHost) -> None:
     host.add_live_services([
         LiveService(101, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "17", "ostempl": "2"},
@@ -48,6 +41,8 @@ def test_only_live_services_of_the_module_are_read(host: BillmgrHost) -> None:
                                                      "dci_drift": "DCImanager drift: x"}),
         LiveService(103, MODULE, TARIFF, 7, 4, {"dci_server_id": "19"}),  # deleted
         LiveService(104, OTHER_MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "20"}),
+        LiveService(106, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "21", "dci_manual": "on"}),
+        LiveService(107, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "x", "dci_manual": "off"}),
     ])
     host.add_service(105, module=MODULE, pricelist=TARIFF, account_id=7,
                      addons={"ip": "2"}, ip_slots=2)  # ordered, with an addon child item
@@ -56,11 +51,17 @@ def test_only_live_services_of_the_module_are_read(host: BillmgrHost) -> None:
 
     assert entries == [
         SyncEntry(item=101, status=ACTIVE, pricelist=TARIFF, account_id=7,
-                  client_email="first@example.com", dci_server_id="17",
-                  addresses=frozenset({"203.0.113.5", "2001:db8:1::/64"})),
+                  client_email="first@example.com",
+                  addresses=frozenset({"203.0.113.5", "2001:db8:1::/64"}),
+                  bookkeeping=ServiceBookkeeping(server_id=17, server_id_text="17")),
         SyncEntry(item=102, status=STOPPED, pricelist=TARIFF, account_id=8,
-                  client_email="other@example.com", dci_server_id="18",
-                  addresses=frozenset(), drift_note="DCImanager drift: x"),
+                  client_email="other@example.com", addresses=frozenset(),
+                  bookkeeping=ServiceBookkeeping(server_id=18, server_id_text="18",
+                                                 drift="DCImanager drift: x")),
+        # 106 is exempted (dci_manual=on); 107's server id is kept as typed, for the drift
+        SyncEntry(item=107, status=ACTIVE, pricelist=TARIFF, account_id=7,
+                  client_email="first@example.com", addresses=frozenset(),
+                  bookkeeping=ServiceBookkeeping(server_id=None, server_id_text="x")),
     ]
 
 
@@ -73,7 +74,8 @@ def test_one_item_is_read_alone(host: BillmgrHost) -> None:
     billing = VendorBilling(host.paths)
 
     [only] = billing.services_for_sync(MODULE, item=102)
-    assert (only.item, only.dci_server_id, only.addresses) == (102, "", frozenset({"203.0.113.6"}))
+    assert (only.item, only.bookkeeping.server_id_text, only.addresses) == (
+        102, "", frozenset({"203.0.113.6"}))
     assert billing.services_for_sync(MODULE, item=103) == []
     assert billing.services_for_sync(OTHER_MODULE, item=101) == []
 
@@ -117,6 +119,6 @@ def test_ten_thousand_services_are_read_at_once(host: BillmgrHost) -> None:
     reading = time.monotonic() - started
 
     assert len(entries) == 10_000
-    assert entries[0].addresses == {"10.0.0.1"} and entries[-1].dci_server_id == "10000"
+    assert entries[0].addresses == {"10.0.0.1"} and entries[-1].bookkeeping.server_id == 10000
     assert sum(e.status == STOPPED for e in entries) == 3334
     assert seeding < 10 and reading < 5, (seeding, reading)

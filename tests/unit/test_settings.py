@@ -64,7 +64,7 @@ def test_addon_limits() -> None:
 def test_service_server_id() -> None:
     base = {"id": 1, "module": 1, "status": 1, "pricelist": 1, "account_id": 1,
             "client_email": "c@example.com"}
-    assert Service(**base).dci_server_id is None
-    assert Service(**base, params={"dci_server_id": " 42 "}).dci_server_id == 42
+    assert Service(**base).bookkeeping.recorded_server() is None
+    assert Service(**base, params={"dci_server_id": " 42 "}).bookkeeping.recorded_server() == 42
     with pytest.raises(ModuleError):
-        _ = Service(**base, params={"dci_server_id": "42; drop"}).dci_server_id
+        Service(**base, params={"dci_server_id": "42; drop"}).bookkeeping.recorded_server()

@@ -225,6 +225,7 @@ def _data_port(server_id: int) -> dict[str, Any]:
     return {
         "id": server_id * 10 + 1,
         "switch": {"id": 1 + server_id % 4, "name": f"sw-{1 + server_id % 4}"},
+        "connection_id": 1000 + server_id,  # the switch's port: its own id, not the link's
         "description": "eth0",
         "admin_status": "up",
         "oper_status": "up",
@@ -236,11 +237,21 @@ def _ipmi_port(server_id: int) -> dict[str, Any]:
     return {
         "id": server_id * 10 + 2,
         "switch": {"id": 9, "name": "sw-mgmt"},
+        "connection_id": 5000 + server_id,
         "description": "ipmi",
         "admin_status": "up",
         "oper_status": "up",
         "is_ipmi_connection": True,
     }
+
+
+def _with_port_id(raw: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a switch connection with its switch port's id (`connection_id`, which real
+    panels serve) made up from the link's id when the inventory leaves it out."""
+    port = dict(raw)
+    if port.get("connection_id") is None and isinstance(port.get("id"), int):
+        port["connection_id"] = 9000 + port["id"]
+    return port
 
 
 def normalize_server(raw: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +281,7 @@ def normalize_server(raw: dict[str, Any]) -> dict[str, Any]:
         "operation": dict(operation) if operation else None,
         "os_template": dict(os_template) if os_template else None,
         "ip": [dict(entry) for entry in raw.get("ip") or []],
-        "switch_connection": [dict(port) for port in ports],
+        "switch_connection": [_with_port_id(port) for port in ports],
         "pdu_connection": [dict(port) for port in raw.get("pdu_connection") or []],
         "maintenance_mode": bool(raw.get("maintenance_mode", False)),
     }

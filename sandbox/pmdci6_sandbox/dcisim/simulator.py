@@ -9,6 +9,7 @@ take one latency, not N.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import random
@@ -28,14 +29,18 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 
 from dci6_processing.log import register_secret
+from pmdci6_sandbox.dcisim import openapi
 from pmdci6_sandbox.dcisim.faults import Faults
 from pmdci6_sandbox.dcisim.inventory import Inventory
 from pmdci6_sandbox.dcisim.state import PanelError, PanelState
+from pmdci6_sandbox.dcisim.variants import Variant, variant
 
 log = structlog.get_logger(__name__)
 
 Action = Callable[[PanelState, dict[str, int], dict[str, str], Any], Any]
 
+GATEWAY_404 = "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found" \
+              "</h1></center><hr><center>nginx</center></body></html>\n"
 FAULT_ANSWERS = {
     503: PanelError(503, 503, "Service temporarily unavailable"),
     500: PanelError(500, 500, "Internal server error"),
@@ -59,13 +64,27 @@ class Route:
     action: Action
     status: int = 200
     public: bool = False
+    path: str = ""  # the template, e.g. /api/dci/v3/server/{server_id}
+    renames: tuple[tuple[str, str], ...] = ()  # body fields: (standard name, this panel's)
+
+    def standard_body(self, body: Any) -> Any:
+        """The body with this panel's field names turned back into the ones state.py reads."""
+        if not self.renames or not isinstance(body, dict):
+            return body
+        back = {theirs: ours for ours, theirs in self.renames}
+        return {back.get(key, key): value for key, value in body.items()
+                if key not in dict(self.renames) or key in back}
+
+    def moved(self, path: str) -> Route:
+        return dataclasses.replace(_route(self.name, self.method, path, self.action,
+                                          self.status, self.public), renames=self.renames)
 
 
 def _route(
     name: str, method: str, path: str, action: Action, status: int = 200, public: bool = False
 ) -> Route:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]+)", path)
-    return Route(name, method, re.compile(f"{regex}/?"), action, status, public)
+    return Route(name, method, re.compile(f"{regex}/?"), action, status, public, path)
 
 
 _SERVER = "/api/dci/v3/server/{server_id}"
@@ -108,13 +127,42 @@ ROUTES: tuple[Route, ...] = (
     _route("location.list", "GET", "/api/dci/v3/location",
            lambda s, a, q, b: s.list_locations(q)),
     _route("ippool.list", "GET", "/api/ip/v3/ippool", lambda s, a, q, b: s.list_pools(q)),
+    _route("switch.port.list", "GET", "/api/dci/v3/switch/{switch_id}/port",
+           lambda s, a, q, b: s.list_switch_ports(a["switch_id"], q)),
 )  # fmt: skip
 
 
-def resolve(method: str, path: str) -> tuple[Route | None, dict[str, int], bool]:
+# Routes only some variant panels serve (variants.py).
+EXTRA_ROUTES: tuple[Route, ...] = (
+    _route("switch.port.enable", "POST", "/api/dci/v3/switch/{switch_id}/port/{port_id}/enable",
+           lambda s, a, q, b: s.set_switch_port(a["switch_id"], a["port_id"], True)),
+    _route("switch.port.disable", "POST",
+           "/api/dci/v3/switch/{switch_id}/port/{port_id}/disable",
+           lambda s, a, q, b: s.set_switch_port(a["switch_id"], a["port_id"], False)),
+)
+
+
+def variant_routes(panel: Variant) -> tuple[Route, ...]:
+    """The routes a panel of this variant serves."""
+    extra = {route.name: route for route in EXTRA_ROUTES}
+    routes: list[Route] = []
+    for route in (*ROUTES, *(extra[name] for name in panel.added)):
+        if route.name in panel.removed:
+            continue
+        if route.name in panel.renames:
+            route = dataclasses.replace(route, renames=tuple(panel.renames[route.name].items()))
+        if route.name in panel.moved:
+            route = route.moved(panel.moved[route.name])
+        routes.append(route)
+    return tuple(routes)
+
+
+def resolve(
+    method: str, path: str, routes: Iterable[Route] = ROUTES
+) -> tuple[Route | None, dict[str, int], bool]:
     """The route for a request, its path ids, and whether only the method was wrong."""
     path_known = False
-    for route in ROUTES:
+    for route in routes:
         match = route.pattern.fullmatch(path)
         if match is None:
             continue
@@ -122,6 +170,9 @@ def resolve(method: str, path: str) -> tuple[Route | None, dict[str, int], bool]
             return route, {key: int(value) for key, value in match.groupdict().items()}, False
         path_known = True
     return None, {}, path_known
+
+
+_variant = variant
 
 
 def _is_loopback(host: str) -> bool:
@@ -214,7 +265,13 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         body = self._read_body()
-        route, ids, method_mismatch = resolve(method, parts.path)
+        if method == "GET":
+            page = openapi.serve(parts.path, simulator.routes)
+            if page is not None:
+                simulator._log_request(method, parts.path, query, page[0], "swagger")
+                self._send(page[0], page[2], page[1])
+                return
+        route, ids, method_mismatch = resolve(method, parts.path, simulator.routes)
         route_name = route.name if route else "unknown"
         plan = simulator.faults.plan(parts.path)
         if plan.drop:
@@ -228,12 +285,16 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
         latency = simulator.latency_seconds()
         if plan.delay or latency:
             time.sleep(plan.delay + latency)
+        content_type = "application/json"
         if plan.status is not None:
             status, payload = plan.status, json.dumps(FAULT_ANSWERS[plan.status].body())
+        elif route is None and not method_mismatch:
+            # no service has the path: the gateway in front of them answers, not in JSON
+            status, payload, content_type = 404, GATEWAY_404, "text/html"
         else:
             status, payload = self._dispatch(route, ids, method_mismatch, query, body)
         simulator._log_request(method, parts.path, query, status, route_name)
-        self._send(status, payload.encode())
+        self._send(status, payload.encode(), content_type)
 
     def _dispatch(
         self,
@@ -258,6 +319,7 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
                     body = json.loads(raw_body)
                 except ValueError:
                     raise PanelError(400, 1000, "Bad request: body is not JSON") from None
+            body = route.standard_body(body)
             with state.lock:  # serialize live documents before another request changes them
                 return route.status, json.dumps(route.action(state, ids, query, body))
         except PanelError as error:
@@ -266,10 +328,10 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
             log.exception("dcisim.internal_error", route=route.name if route else None)
             return 500, json.dumps(FAULT_ANSWERS[500].body())
 
-    def _send(self, status: int, payload: bytes) -> None:
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -290,6 +352,7 @@ class DciSimulator:
         clock: Callable[[], float] = time.monotonic,
         certfile: Path | str | None = None,
         keyfile: Path | str | None = None,
+        variant: str | None = None,
         latency_ms: float = 0.0,
         jitter_ms: float = 0.0,
         seed: int | None = None,
@@ -297,6 +360,8 @@ class DciSimulator:
         if not _is_loopback(host):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
         inventory = inventory if inventory is not None else Inventory.default()
+        self.variant = _variant(variant)
+        self.routes = variant_routes(self.variant)
         self.state = PanelState(inventory, time_scale=time_scale, clock=clock)
         self.faults = Faults(self.state.expire_tokens)
         self.admin_email = inventory.admin_email

@@ -38,6 +38,8 @@ OperationKind = Literal["install", "diag"]
 OPERATION_KINDS: tuple[OperationKind, ...] = ("install", "diag")
 USER_FIELDS = ("id", "email", "roles", "server_count")
 CONFIGURATION_FIELDS = ("configuration", "free_server_count")
+SWITCH_PORT_FIELDS = ("id", "server_id", "description", "admin_status", "oper_status",
+                      "is_ipmi_connection")
 FREE_OPERATION_STATUSES = (None, "ok", "canceled")
 
 
@@ -373,6 +375,35 @@ class PanelState:
                 port["admin_status"] = status
                 port["oper_status"] = status
             return {}
+
+    def _switch_ports(self, switch_id: int) -> list[tuple[int, dict[str, Any]]]:
+        return [(server["id"], port) for server in self.servers.values()
+                for port in server["switch_connection"]
+                if isinstance(port.get("switch"), dict) and port["switch"].get("id") == switch_id]
+
+    def list_switch_ports(self, switch_id: int, query: dict[str, str]) -> dict[str, Any]:
+        """The ports of one switch, each with the server connected to it."""
+        with self.lock:
+            records = [
+                {"id": port.get("connection_id"), "server_id": server_id,
+                 "description": port.get("description"),
+                 "admin_status": port.get("admin_status"),
+                 "oper_status": port.get("oper_status"),
+                 "is_ipmi_connection": bool(port.get("is_ipmi_connection"))}
+                for server_id, port in self._switch_ports(switch_id)
+            ]
+            return _page(records, query, SWITCH_PORT_FIELDS)
+
+    def set_switch_port(self, switch_id: int, port_id: int, enabled: bool) -> dict[str, Any]:
+        """One switch port on or off (a per-port panel, variants.py); any port, IPMI too."""
+        with self.lock:
+            for _, port in self._switch_ports(switch_id):
+                if port.get("connection_id") == port_id:
+                    status = "up" if enabled else "down"
+                    port["admin_status"] = status
+                    port["oper_status"] = status
+                    return {}
+            raise not_found("Switch port", port_id)
 
     def power(self, server_id: int, action: str) -> dict[str, Any]:
         with self.lock:
