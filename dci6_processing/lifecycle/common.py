@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,11 +126,35 @@ def item_lock_path(paths: MgrPaths, item: int) -> Path:
     return paths.ensure_state_dir() / "locks" / f"item-{item}.lock"
 
 
-def service_lock(paths: MgrPaths, item: int, *,
-                 wait_seconds: float = 30) -> AbstractContextManager[None]:
-    """One process at a time works on a service (Ironic's node lock)."""
-    return file_lock(item_lock_path(paths, item), wait_seconds=wait_seconds,
-                     what=f"service {item}")
+@contextmanager
+def service_lock(paths: MgrPaths, item: int, *, wait_seconds: float = 30) -> Iterator[None]:
+    """One process at a time works on a service (Ironic's node lock). Whoever lets it go
+    writes the time into the lock file, so that the cron sync can tell that someone worked
+    on the service since it looked at its server (`worked_on_since`)."""
+    path = item_lock_path(paths, item)
+    with file_lock(path, wait_seconds=wait_seconds, what=f"service {item}"):
+        try:
+            yield
+        finally:
+            with suppress(OSError):
+                path.write_text(f"{time.time():.6f}\n", encoding="ascii")
+
+
+def worked_on_since(paths: MgrPaths, item: int, since: float) -> bool:
+    """Whether a process let the service's lock go at `since` (time.time()) or later; asked
+    under the lock. A lock file nobody has let go yet is empty."""
+    try:
+        stamp = item_lock_path(paths, item).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError):
+        return True  # unreadable: assume the worst, it costs one read
+    if not stamp:
+        return False
+    try:
+        return float(stamp) >= since
+    except ValueError:
+        return True
 
 
 def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,

@@ -56,6 +56,7 @@ from dci6_processing.lifecycle.common import (
     file_lock,
     load_service,
     service_lock,
+    worked_on_since,
 )
 from dci6_processing.lifecycle.ips import TEMPORARY_STATUS
 from dci6_processing.paths import MgrPaths
@@ -419,6 +420,7 @@ class ModuleSync:
         self.tally = tally
         self.requested_workers = workers  # --workers; None: the module's sync_workers
         self.workers = 1
+        self.looked_at = time.time()  # when the listing began: its looks are this old
 
     def run(self) -> None:
         entries = self.billing.iter_services_for_sync(self.module)
@@ -476,6 +478,7 @@ class ModuleSync:
         """A look at every listed server by id, and whether the listing went to its end."""
         listed: dict[int, ServerLook] = {}
         keep_ports = dci.switches_each_port
+        self.looked_at = time.time()
         try:
             for server in dci.iter_servers(concurrent_pages=True):
                 # seen twice: the later look wins
@@ -521,6 +524,11 @@ class ModuleSync:
         else:
             self.tally.count(Outcome.IN_STEP)
 
+    def _look_is_stale(self, listed: SyncEntry, fresh: SyncEntry) -> bool:
+        """Whether the look taken at the listing may no longer show the service's server."""
+        return (recorded_server_id(fresh) != recorded_server_id(listed)
+                or worked_on_since(self.inv.paths, listed.item, self.looked_at))
+
     def _settle_locked(self, settings: ModuleSettings, dci: DciClient, entry: SyncEntry,
                        server: ServerLook | None) -> Outcome:
         """Settle one service under its lock, re-reading its BILLmanager side first: a
@@ -537,6 +545,11 @@ class ModuleSync:
                 if not fresh:
                     log.info("sync.no_longer_live")
                     return Outcome.IN_STEP
+                if self._look_is_stale(entry, fresh[0]):
+                    # another process (sync_item, suspend, ...) worked on the service after
+                    # the listing: one direct read, so as not to redo or undo what it did
+                    log.info("sync.look_again")
+                    server = _look(_server_or_none(dci, recorded_server_id(fresh[0])))
                 entry = fresh[0]
                 ctx = ServiceContext(inv=self.inv, billing=self.billing,
                                      service=_service_of(entry, self.module),

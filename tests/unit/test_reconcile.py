@@ -7,7 +7,8 @@ route, every billing write is recorded.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Unpack, cast
@@ -21,7 +22,12 @@ from dci6_processing.dci.errors import DciBusy, DciNotFound, DciUnreachable, Pow
 from dci6_processing.dci.models import Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle.common import file_lock, item_lock_path
+from dci6_processing.lifecycle.common import (
+    file_lock,
+    item_lock_path,
+    service_lock,
+    worked_on_since,
+)
 from dci6_processing.lifecycle.reconcile import (
     DRIFT_PREFIX,
     MAX_STATUS_MESSAGE,
@@ -230,6 +236,7 @@ class FakePanel:
         self.fail_listing_after_pages: int | None = None
         self.hidden_from_listing: set[int] = set()
         self.ports_given: dict[int, tuple[object, ...]] = {}
+        self.after_listing: Callable[[], None] | None = None  # another process acts meanwhile
 
     def iter_servers(self, where: object = None, **_: object) -> Iterator[Server]:
         listed = [s for i, s in sorted(self.servers.items()) if i not in self.hidden_from_listing]
@@ -239,6 +246,8 @@ class FakePanel:
                 raise DciBusy("Service temporarily unavailable", http_status=503)
             self.request_counts["server.list"] += 1
             yield from listed[start:start + self.page_size]
+        if self.after_listing is not None:
+            self.after_listing()
 
     def server(self, server_id: int) -> Server:
         self.request_counts["server.get"] += 1
@@ -498,6 +507,73 @@ def test_the_billing_side_is_re_read_under_the_service_lock(tmp_path: Path) -> N
     run_sync(invocation(tmp_path, billing, panel))
 
     assert panel.calls == [("server.power", 10, "off")]  # not ports up
+
+
+def test_a_service_worked_on_after_the_listing_is_looked_at_again(tmp_path: Path) -> None:
+    """sync_item corrected the server after the sync listed it: the sync does not redo it."""
+    panel = FakePanel([server(10, power="off"), server(11, power="off")])
+    billing = FakeBilling([entry(1, server_id="10"), entry(2, server_id="11")])
+    inv = invocation(tmp_path, billing, panel)
+
+    def sync_item_meanwhile() -> None:
+        with service_lock(inv.paths, 1):
+            panel.servers[10] = server(10, power="on")
+
+    panel.after_listing = sync_item_meanwhile
+    summary = figures(run_sync(inv))
+
+    assert panel.calls == [("server.power", 11, "on")]  # only the one nobody else touched
+    assert panel.request_counts["server.get"] == 1  # one direct read, for the one touched
+    assert (summary["corrected"], summary["failed"]) == ("1", "0")
+
+
+def test_a_suspend_that_finished_after_the_listing_is_neither_undone_nor_redone(
+        tmp_path: Path) -> None:
+    panel = FakePanel([server(10, power="off")])  # active, off: the listing asks power on
+    billing = FakeBilling([entry(1, status=ACTIVE)])
+    inv = invocation(tmp_path, billing, panel)
+
+    def suspend_meanwhile() -> None:
+        with service_lock(inv.paths, 1):
+            panel.servers[10] = server(10, power="off", ports="down")
+            billing.entries[1] = entry(1, status=STOPPED)
+
+    panel.after_listing = suspend_meanwhile
+    summary = figures(run_sync(inv))
+
+    assert panel.calls == []  # no power on (undone), no ports down (redone)
+    assert (summary["corrected"], summary["failed"], summary["checked"]) == ("0", "0", "1")
+
+
+def test_a_service_now_recording_another_server_is_looked_at_again(tmp_path: Path) -> None:
+    panel = FakePanel([server(10, power="off"), server(12, power="on")])
+    billing = FakeBilling([entry(1, server_id="10")])
+    original = billing.services_for_sync
+
+    def reopened_meanwhile(module: int, item: int | None = None) -> list[SyncEntry]:
+        if item is not None:
+            billing.entries[1] = entry(1, server_id="12")
+        return original(module, item)
+
+    billing.services_for_sync = reopened_meanwhile  # type: ignore[method-assign]
+    run_sync(invocation(tmp_path, billing, panel))
+
+    assert panel.calls == []  # server 10's look says nothing about server 12
+    assert panel.request_counts["server.get"] == 1
+
+
+def test_a_lock_nobody_let_go_since_the_listing_costs_no_read(tmp_path: Path) -> None:
+    inv = invocation(tmp_path, FakeBilling([]), FakePanel([]))
+    with service_lock(inv.paths, 1):
+        pass
+    after = time.time()
+    assert worked_on_since(inv.paths, 1, after - 60)
+    assert not worked_on_since(inv.paths, 1, after + 1)
+    assert not worked_on_since(inv.paths, 2, 0.0)  # never locked
+    item_lock_path(inv.paths, 3).write_text("")  # a lock file from before the stamps
+    assert not worked_on_since(inv.paths, 3, 0.0)
+    item_lock_path(inv.paths, 4).write_text("garbage")
+    assert worked_on_since(inv.paths, 4, time.time() + 60)  # unreadable: look again
 
 
 def test_a_service_another_process_holds_is_skipped(tmp_path: Path) -> None:
