@@ -22,7 +22,7 @@ import contextvars
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
@@ -119,7 +119,9 @@ class HttpSessions:
             http.close()
 
 
-def map_bounded(work: Callable[[_T], _R], items: Iterable[_T], workers: int) -> Iterator[_R]:
+def map_bounded(
+    work: Callable[[_T], _R], items: Iterable[_T], workers: int
+) -> Generator[_R, None, None]:
     """`work` over `items` with at most `workers` threads; results in the items' order.
 
     At most twice `workers` items are taken ahead of the results read, so a long or lazy input
