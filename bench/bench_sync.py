@@ -1,7 +1,8 @@
 """What keeping a big host in step costs: the cron `sync` at a real panel's latency, with its
 pool of workers and with one, against `sync_item` per service.
 
-Sets up the sandbox with N servers (10,000 by default), each sold as one service of module 1
+Sets up the sandbox with N servers (2,000 by default: `make bench`'s quick size; the issue's
+targets are set at 100,000), each sold as one service of module 1
 (90% active, 10% stopped), then puts `--drift` percent of them out of step before every
 measured run:
 
@@ -20,6 +21,14 @@ also writes the new drift reports); the process's peak RSS (VmHWM, sampled). The
 run with `--workers 1` for the ratio, and `pmdci6 --command sync_item --item N` for
 `--item-runs` services (with the same share of drift, simulator latency 0: a request count
 does not depend on latency), extrapolated to every service and saying so.
+
+The ratio to one worker is judged from 100,000 services on, the 20x fewer requests than
+`sync_item` from 10,000: smaller runs print both without judging them.
+
+    .venv/bin/python bench/bench_sync.py --services 100000 --latency-ms 50 --drift 5 \
+        --item-runs 0                                   # the issue's size, with the ratio
+    .venv/bin/python bench/bench_sync.py --services 10000 --latency-ms 0 --no-single-worker
+                                                        # requests against sync_item
 
     .venv/bin/python bench/bench_sync.py [--services N] [--latency-ms MS] [--jitter-ms MS]
         [--drift PERCENT] [--workers N] [--runs N] [--item-runs N] [--no-single-worker]
@@ -52,6 +61,11 @@ CLIENT_ACCOUNTS = 50
 FIRST_ITEM = 100_000
 GONE_SERVER = 10_000_000  # no such server on the panel
 LIMITS = {"seconds": 60.0, "rss_mb": 150.0, "speedup": 6.0, "fewer_than_sync_item": 20.0}
+# the sizes the issue's targets are set at: below them, a new process's start-up and the
+# listing hide what the pool saves, and one drifted service more or less moves the ratio
+SPEEDUP_AT_SERVICES = 100_000
+FEWER_REQUESTS_AT_SERVICES = 10_000
+QUICK_SERVICES = 2_000  # `make bench`
 PAGE_SIZE = 500  # the sync's listing page (DciClient.iter_servers)
 RSS_POLL_SECONDS = 0.005
 
@@ -142,9 +156,11 @@ def owned_inventory(servers: int) -> tuple[Inventory, dict[int, str]]:
     return inventory, owners
 
 
-def plan_drift(items: list[int], stopped: set[int], share: float) -> Drift:
+def plan_drift(items: list[int], stopped: set[int], share: float,
+               portless: frozenset[int] = frozenset()) -> Drift:
     """`share` of the services out of step, spread evenly: one in fifty of them in a way only
-    a person can fix (owner, IPs, gone), the rest power or ports, stopped ones included."""
+    a person can fix (owner, IPs, gone), the rest power or ports, stopped ones included;
+    port drift only where the server has a data port (`portless`: the others)."""
     total = round(len(items) * share)
     reported = max(3, total // 50) if total >= 10 else 0
     fixable = total - reported
@@ -154,7 +170,7 @@ def plan_drift(items: list[int], stopped: set[int], share: float) -> Drift:
     drift.power_off = _spread(off_when_stopped, fixable // 5)
     taken = set(drift.power_off)
     chosen = _spread(active, fixable - len(drift.power_off) + reported)
-    drift.ports_up = chosen[0::4][: fixable // 4]
+    drift.ports_up = [i for i in chosen[0::4] if i not in portless][: fixable // 4]
     rest = [i for i in chosen if i not in set(drift.ports_up)]
     kinds = [drift.owner, drift.ips, drift.gone]
     for n, item in enumerate(rest[:reported]):
@@ -187,6 +203,7 @@ class Bench:
             self.host.add_client(accounts[email], email)
         self.server_of: dict[int, int] = {}
         self.stopped: set[int] = set()
+        portless: set[int] = set()  # services whose server has no data port to switch
         seeds: list[LiveService] = []
         for index, server_id in enumerate(sorted(self.sim.state.server_ids)):
             server = self.sim.server(server_id)  # one copy at a time: 100,000 are a lot
@@ -197,11 +214,14 @@ class Bench:
                 self.sim.update_server(server["id"], power_status="off",
                                        switch_connection=self._ports(server, "down"))
             self.server_of[item] = int(server["id"])
+            if not any(not port.get("is_ipmi_connection") for port in server["switch_connection"]):
+                portless.add(item)
             seeds.append(LiveService(item, MODULE, TARIFF, accounts[self.owners[server["id"]]],
                                      status, {"dci_server_id": str(server["id"])},
                                      tuple(ip["name"] for ip in server["ip"])))
         self.host.add_live_services(seeds)
         self.items = sorted(self.server_of)
+        self.portless = frozenset(portless)
         self.intruder = self.sim.add_user("intruder@other.example")
 
     @staticmethod
@@ -277,14 +297,14 @@ def median(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--services", type=int, default=QUICK_SERVICES)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0)
     parser.add_argument("--drift", type=float, default=5.0, help="percent of services")
     parser.add_argument("--workers", type=int, default=None,
                         help="--workers for the sync (default: the module's, 8)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--item-runs", type=int, default=50)
+    parser.add_argument("--item-runs", type=int, default=20)
     parser.add_argument("--no-single-worker", action="store_true",
                         help="skip the --workers 1 run")
     args = parser.parse_args()
@@ -293,7 +313,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         started = time.perf_counter()
         bench = Bench(Path(tmp) / "mgr5", args.services)
-        drift = plan_drift(bench.items, bench.stopped, args.drift / 100)
+        drift = plan_drift(bench.items, bench.stopped, args.drift / 100, bench.portless)
         print(f"setup: {args.services} servers, {len(bench.items)} services "
               f"({len(bench.stopped)} stopped), {time.perf_counter() - started:.1f} s")
         print(f"drift per run: {drift.total} services ({drift.total / len(bench.items):.1%}): "
@@ -366,7 +386,8 @@ def measure(bench: Bench, drift: Drift, args: argparse.Namespace) -> list[str]:
         print(f"one worker: pmdci6 {' '.join(sync_argv(1))}, one run")
         print(f"  wall time:      {single.seconds:.2f} s, {single.panel_requests} panel requests, "
               f"peak RSS {single.rss_mb:.0f} MB: the pool of {workers} is {ratio:.1f}x faster")
-        if args.latency_ms >= 10 and ratio < LIMITS["speedup"]:
+        if (args.latency_ms >= 10 and args.services >= SPEEDUP_AT_SERVICES
+                and ratio < LIMITS["speedup"]):
             failures.append(f"{workers} workers only {ratio:.1f}x faster than one "
                             f"(target >= {LIMITS['speedup']:.0f}x)")
 
@@ -406,7 +427,7 @@ def compare_sync_item(bench: Bench, drift: Drift, count: int, last: Run) -> list
           f"~{item_requests * scale:,.0f} requests, ~{item_seconds * scale / 60:,.1f} min "
           f"(and more at a real panel's latency)")
     print(f"  cron sync does it in {last.panel_requests} requests: {fewer:,.0f}x fewer")
-    if fewer < LIMITS["fewer_than_sync_item"]:
+    if len(bench.items) >= FEWER_REQUESTS_AT_SERVICES and fewer < LIMITS["fewer_than_sync_item"]:
         failures.append(f"only {fewer:.0f}x fewer requests than sync_item per service "
                         f"(target >= {LIMITS['fewer_than_sync_item']:.0f}x)")
     return failures

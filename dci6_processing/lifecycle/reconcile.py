@@ -138,14 +138,15 @@ class ServerLook:
     def of(cls, server: Server, *, keep_ports: bool = True) -> ServerLook:
         operation = server.operation
         running = str(operation.id) if operation is not None and operation.is_running else ""
+        port_states = [(port.admin_status or "").lower() for port in server.data_ports]
         return cls(
             id=server.id,
             # a panel has far fewer owners than servers: one string per owner, not per server
             owner_email=sys.intern(server.owner_email) if server.owner_email else None,
             addresses=tuple(sorted(_permanent_addresses(server))),
             power=sys.intern((server.power_status or "").lower()),
-            ports_up=_ports_are(server, PortStatus.UP),
-            ports_down=_ports_are(server, PortStatus.DOWN),
+            ports_up=all(status == PortStatus.UP for status in port_states),
+            ports_down=all(status == PortStatus.DOWN for status in port_states),
             maintenance=server.maintenance_mode,
             running_operation=running,
             ports=tuple(server.switch_connection) if keep_ports else (),
@@ -200,10 +201,6 @@ def drift_of(entry: SyncEntry, server: Server | ServerLook | None) -> tuple[str,
         drift.append(f"IP addresses of server {server.id} differ: DCImanager has "
                      f"{_shown(on_panel)}, BILLmanager has {_shown(in_billing)}")
     return tuple(drift)
-
-
-def _ports_are(server: Server, wanted: str) -> bool:
-    return all((port.admin_status or "").lower() == wanted for port in server.data_ports)
 
 
 def assess(entry: SyncEntry, server: Server | ServerLook | None) -> Assessment:
