@@ -103,8 +103,9 @@ def running(operation: OperationSteps) -> Iterator[None]:
 
 
 @contextmanager
-def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
-    """An exclusive flock; gives up after wait_seconds with msg_error_server_busy."""
+def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[int]:
+    """An exclusive flock (the locked file's descriptor); gives up after wait_seconds with
+    msg_error_server_busy."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -117,7 +118,7 @@ def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     raise LockBusy(what) from None
                 time.sleep(0.05)
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing releases the lock
 
@@ -126,35 +127,42 @@ def item_lock_path(paths: MgrPaths, item: int) -> Path:
     return paths.ensure_state_dir() / "locks" / f"item-{item}.lock"
 
 
+@dataclass(frozen=True)
+class HeldServiceLock:
+    """A service lock this process holds; the file keeps when its last holder let it go."""
+
+    fd: int
+
+    def let_go_since(self, since: float) -> bool:
+        """Whether a process let the lock go at `since` (time.time()) or later. A file no
+        one has let go yet is empty; one that cannot be read counts as yes (a read more)."""
+        try:
+            stamp = os.pread(self.fd, 64, 0).decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return True
+        if not stamp:
+            return False
+        try:
+            return float(stamp) >= since
+        except ValueError:
+            return True
+
+
 @contextmanager
-def service_lock(paths: MgrPaths, item: int, *, wait_seconds: float = 30) -> Iterator[None]:
+def service_lock(paths: MgrPaths, item: int, *,
+                 wait_seconds: float = 30) -> Iterator[HeldServiceLock]:
     """One process at a time works on a service (Ironic's node lock). Whoever lets it go
     writes the time into the lock file, so that the cron sync can tell that someone worked
-    on the service since it looked at its server (`worked_on_since`)."""
-    path = item_lock_path(paths, item)
-    with file_lock(path, wait_seconds=wait_seconds, what=f"service {item}"):
+    on the service since it looked at its server (`HeldServiceLock.let_go_since`)."""
+    with file_lock(item_lock_path(paths, item), wait_seconds=wait_seconds,
+                   what=f"service {item}") as fd:
         try:
-            yield
+            yield HeldServiceLock(fd)
         finally:
+            stamp = f"{time.time():.6f}\n".encode("ascii")
             with suppress(OSError):
-                path.write_text(f"{time.time():.6f}\n", encoding="ascii")
-
-
-def worked_on_since(paths: MgrPaths, item: int, since: float) -> bool:
-    """Whether a process let the service's lock go at `since` (time.time()) or later; asked
-    under the lock. A lock file nobody has let go yet is empty."""
-    try:
-        stamp = item_lock_path(paths, item).read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return False
-    except (OSError, UnicodeDecodeError):
-        return True  # unreadable: assume the worst, it costs one read
-    if not stamp:
-        return False
-    try:
-        return float(stamp) >= since
-    except ValueError:
-        return True
+                os.pwrite(fd, stamp, 0)
+                os.ftruncate(fd, len(stamp))
 
 
 def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,
@@ -179,7 +187,7 @@ def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,
             action(ctx)
 
 
-def claim_lock(paths: MgrPaths) -> AbstractContextManager[None]:
+def claim_lock(paths: MgrPaths) -> AbstractContextManager[int]:
     """Serialises choosing and releasing servers on this BILLmanager host."""
     return file_lock(paths.ensure_state_dir() / "locks" / "claim.lock",
                      wait_seconds=300, what="server claim")

@@ -17,8 +17,10 @@ twice is the same server, the later look wins). Of each listed server only a `Se
 is kept: what `assess` reads, not the whole model.
 
 The services that need attention are settled by a pool of `workers` threads per panel
-(`--workers N`, else the module's `sync_workers`, default 8): each takes the service's lock
-and re-reads its BILLmanager side before acting, as one worker would; at most N requests are
+(`--workers N`, else the module's `sync_workers`, default 8), the first ones while
+BILLmanager's rows are still being read: each takes the service's lock and re-reads its
+BILLmanager side before acting, as one worker would (and reads the server again when another
+process let the service's lock go since the listing began); at most N requests are
 in flight to the panel, whoever sends them, and a 503 holds the whole pool back
 (`dci/pool.py`). Modules (panels) are synced side by side, each with its own bound.
 """
@@ -56,7 +58,6 @@ from dci6_processing.lifecycle.common import (
     file_lock,
     load_service,
     service_lock,
-    worked_on_since,
 )
 from dci6_processing.lifecycle.ips import TEMPORARY_STATUS
 from dci6_processing.paths import MgrPaths
@@ -353,7 +354,7 @@ class Tally:
                 f"billing_writes={self.billing_writes} seconds={seconds:.2f}")
 
 
-def _sync_lock(paths: MgrPaths) -> AbstractContextManager[None]:
+def _sync_lock(paths: MgrPaths) -> AbstractContextManager[int]:
     return file_lock(paths.ensure_state_dir() / "locks" / "sync.lock", wait_seconds=0,
                      what="sync")
 
@@ -446,6 +447,18 @@ class ModuleSync:
     def _reconcile(self, settings: ModuleSettings, dci: DciClient,
                    entries: Iterator[SyncEntry]) -> None:
         listed, complete = self._walk_listing(dci)
+        settled = map_bounded(lambda pair: self._settle_locked(settings, dci, *pair),
+                              self._needing_attention(dci, listed, complete, entries),
+                              self.workers)
+        for outcome in settled:
+            self.tally.count(outcome)
+
+    def _needing_attention(self, dci: DciClient, listed: dict[int, ServerLook], complete: bool,
+                           entries: Iterator[SyncEntry]) -> Iterator[tuple[SyncEntry,
+                                                                          ServerLook | None]]:
+        """The services to act on, as BILLmanager's rows stream past the listing: the pool
+        settles the first ones while the rest are still read; then those whose server the
+        listing did not show, once it is confirmed."""
         attention: Attention = []
         unlisted: dict[int, list[SyncEntry]] = {}
         try:
@@ -459,6 +472,9 @@ class ModuleSync:
                     unlisted.setdefault(server_id, []).append(entry)
                 else:
                     self.tally.count(Outcome.FAILED)  # an unlisted server is unknown, not gone
+                if attention:
+                    yield from attention
+                    attention.clear()
         except ModuleError as exc:
             # the rest of the module's services cannot be read: what was read is settled
             log.error("sync.services_unreadable", error=str(exc.type), object=exc.object,
@@ -466,10 +482,7 @@ class ModuleSync:
             self.tally.count(Outcome.FAILED)
         listed.clear()
         self._confirm_unlisted(dci, unlisted, attention)
-        settled = map_bounded(lambda pair: self._settle_locked(settings, dci, *pair),
-                              attention, self.workers)
-        for outcome in settled:
-            self.tally.count(outcome)
+        yield from attention
 
     def _walk_listing(self, dci: DciClient) -> tuple[dict[int, ServerLook], bool]:
         """A look at every listed server by id, and whether the listing went to its end."""
@@ -521,11 +534,6 @@ class ModuleSync:
         else:
             self.tally.count(Outcome.IN_STEP)
 
-    def _look_is_stale(self, listed: SyncEntry, fresh: SyncEntry) -> bool:
-        """Whether the look taken at the listing may no longer show the service's server."""
-        return (recorded_server_id(fresh) != recorded_server_id(listed)
-                or worked_on_since(self.inv.paths, listed.item, self.looked_at))
-
     def _settle_locked(self, settings: ModuleSettings, dci: DciClient, entry: SyncEntry,
                        server: ServerLook | None) -> Outcome:
         """Settle one service under its lock, re-reading its BILLmanager side first: a
@@ -534,7 +542,8 @@ class ModuleSync:
         try:
             with ExitStack() as stack:
                 try:
-                    stack.enter_context(service_lock(self.inv.paths, entry.item, wait_seconds=0))
+                    held = stack.enter_context(
+                        service_lock(self.inv.paths, entry.item, wait_seconds=0))
                 except LockBusy:
                     log.info("sync.service_busy")
                     return Outcome.SKIPPED
@@ -542,7 +551,8 @@ class ModuleSync:
                 if not fresh:
                     log.info("sync.no_longer_live")
                     return Outcome.IN_STEP
-                if self._look_is_stale(entry, fresh[0]):
+                if (recorded_server_id(fresh[0]) != recorded_server_id(entry)
+                        or held.let_go_since(self.looked_at)):
                     # another process (sync_item, suspend, ...) worked on the service after
                     # the listing: one direct read, so as not to redo or undo what it did
                     log.info("sync.look_again")

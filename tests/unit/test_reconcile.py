@@ -26,7 +26,6 @@ from dci6_processing.lifecycle.common import (
     file_lock,
     item_lock_path,
     service_lock,
-    worked_on_since,
 )
 from dci6_processing.lifecycle.reconcile import (
     DRIFT_PREFIX,
@@ -562,18 +561,21 @@ def test_a_service_now_recording_another_server_is_looked_at_again(tmp_path: Pat
     assert panel.request_counts["server.get"] == 1
 
 
-def test_a_lock_nobody_let_go_since_the_listing_costs_no_read(tmp_path: Path) -> None:
-    inv = invocation(tmp_path, FakeBilling([]), FakePanel([]))
-    with service_lock(inv.paths, 1):
-        pass
+def test_a_service_lock_tells_when_it_was_last_let_go(tmp_path: Path) -> None:
+    paths = MgrPaths(tmp_path / "mgr5")
+    with service_lock(paths, 1) as first:
+        assert not first.let_go_since(0.0)  # nobody has let it go yet
     after = time.time()
-    assert worked_on_since(inv.paths, 1, after - 60)
-    assert not worked_on_since(inv.paths, 1, after + 1)
-    assert not worked_on_since(inv.paths, 2, 0.0)  # never locked
-    item_lock_path(inv.paths, 3).write_text("")  # a lock file from before the stamps
-    assert not worked_on_since(inv.paths, 3, 0.0)
-    item_lock_path(inv.paths, 4).write_text("garbage")
-    assert worked_on_since(inv.paths, 4, time.time() + 60)  # unreadable: look again
+    with service_lock(paths, 1) as held:
+        assert held.let_go_since(after - 60)
+        assert not held.let_go_since(after + 1)
+    item_lock_path(paths, 3).write_text("")  # a lock file from before the stamps
+    with service_lock(paths, 3) as held:
+        assert not held.let_go_since(0.0)
+    item_lock_path(paths, 4).write_text("garbage")
+    with service_lock(paths, 4) as held:
+        assert held.let_go_since(time.time() + 60)  # unreadable: look again
+    assert float(item_lock_path(paths, 4).read_text()) >= after  # stamped, garbage gone
 
 
 def test_a_service_another_process_holds_is_skipped(tmp_path: Path) -> None:
