@@ -26,8 +26,9 @@ from dci6_processing.openapi import (
     load_document,
 )
 
-HINT = ("save the service documents listed on the panel's /swagger/ page from a browser "
-        "and give them with --openapi FILE (repeatable)")
+HINT = ("open the panel's /swagger/ page in a browser logged in to the panel, save the "
+        "document of each definition it offers (DCI back, Auth v4, IPmanager) as a file, and "
+        "give them with --openapi FILE (repeatable)")
 
 
 class Output(Protocol):
@@ -131,7 +132,10 @@ def _print(out: Output, checks: Sequence[RouteCheck], routes_file: Path) -> None
         for candidate in check.candidates:
             out.line(f"      closest: {candidate}")
         if check.override:
-            out.line(f"      override (add to {routes_file}):")
+            # a second [route."name"] table would be invalid TOML: an overridden route's
+            # entry is replaced
+            where = "replace the route's entry in" if route.overridden else "add to"
+            out.line(f"      override ({where} {routes_file}):")
             for text in check.override.splitlines():
                 out.line(f"        {text}")
         elif check.verdict == "absent" and not check.candidates:

@@ -27,10 +27,22 @@ class Param(StrEnum):
     DRIFT = "dci_drift"  # the drift a sync last reported (so only news is re-reported)
     MANUAL = "dci_manual"  # an admin's switch: "on" hands the service to people
     ROOT_PASSWORD = "password"  # noqa: S105 -- the param's name; generated once, saved crypted
+    # the client's power wish: "off" once they stopped the server (the sync and resume leave
+    # it off), cleared by start and reboot
+    POWER_WISH = "dci_power_wish"
+    # how far the client's last power action got: "<command> <runningoperation> <stage>"
+    CLIENT_ACTION = "dci_client_action"
+    # how the client logs in to DCImanager 6, saved at activation for the service instruction
+    PANEL_URL = "panel_url"
+    PANEL_LOGIN = "panel_login"
+    PANEL_ACCOUNT = "panel_account"  # "created" (the password below is theirs) or "existing"
+    PANEL_PASSWORD = "panel_password"  # noqa: S105 -- the param's name; saved crypted
 
+
+POWER_WISH_OFF = "off"  # the one value of Param.POWER_WISH
 
 # NOTE(13c): secrets are saved with crypted=on and never echoed in a log line
-CRYPTED: frozenset[Param] = frozenset({Param.ROOT_PASSWORD})
+CRYPTED: frozenset[Param] = frozenset({Param.ROOT_PASSWORD, Param.PANEL_PASSWORD})
 
 
 def _operation_id(text: str) -> int | None:
@@ -49,6 +61,12 @@ class ServiceBookkeeping:
     drift: str = ""
     manual: bool = False
     root_password: str = field(default="", repr=False)
+    power_wish: str = ""
+    client_action: str = ""
+    panel_url: str = ""
+    panel_login: str = ""
+    panel_account: str = ""
+    panel_password: str = field(default="", repr=False)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str | None]) -> ServiceBookkeeping:
@@ -65,7 +83,18 @@ class ServiceBookkeeping:
             # NOTE(13c): exactly "on" (any case), as the sync's SQL filter reads the switch
             manual=text(Param.MANUAL).strip().lower() == "on",
             root_password=text(Param.ROOT_PASSWORD),
+            power_wish=text(Param.POWER_WISH).strip(),
+            client_action=text(Param.CLIENT_ACTION).strip(),
+            panel_url=text(Param.PANEL_URL),
+            panel_login=text(Param.PANEL_LOGIN),
+            panel_account=text(Param.PANEL_ACCOUNT),
+            panel_password=text(Param.PANEL_PASSWORD),
         )
+
+    @property
+    def client_stopped(self) -> bool:
+        """Whether the client powered the server off (and has not started it since)."""
+        return self.power_wish == POWER_WISH_OFF
 
     def recorded_server(self) -> int | None:
         """The recorded server for a lifecycle command; a saved text that is no server id is
@@ -90,6 +119,12 @@ class BookkeepingChanges(TypedDict, total=False):
     diag_operation: int | None
     drift: str
     root_password: str
+    power_wish: str
+    client_action: str
+    panel_url: str
+    panel_login: str
+    panel_account: str
+    panel_password: str
 
 
 _PARAM_OF: dict[str, Param] = {
@@ -98,6 +133,12 @@ _PARAM_OF: dict[str, Param] = {
     "diag_operation": Param.DIAG_OPERATION,
     "drift": Param.DRIFT,
     "root_password": Param.ROOT_PASSWORD,
+    "power_wish": Param.POWER_WISH,
+    "client_action": Param.CLIENT_ACTION,
+    "panel_url": Param.PANEL_URL,
+    "panel_login": Param.PANEL_LOGIN,
+    "panel_account": Param.PANEL_ACCOUNT,
+    "panel_password": Param.PANEL_PASSWORD,
 }
 
 

@@ -77,6 +77,28 @@ COMMANDS: dict[str, Command] = {
         Command("sync", f"{_LIFECYCLE}.reconcile:sync_modules",
                 "reconcile every service of every pmdci6 module (cron)",
                 is_feature=False, do_nothing_applies=True),
+        # the client's own buttons; they act on the server, so the maintenance switch applies
+        Command("reboot", f"{_LIFECYCLE}.client_power:reboot_service",
+                "the client's reboot: power_reset of the service's server",
+                needs_item=True, do_nothing_applies=True, takes_service_lock=True),
+        Command("start", f"{_LIFECYCLE}.client_power:start_service",
+                "the client's power on (clears their stop)",
+                needs_item=True, do_nothing_applies=True, takes_service_lock=True),
+        Command("stop", f"{_LIFECYCLE}.client_power:stop_service",
+                "the client's power off, kept by the sync and resume",
+                needs_item=True, do_nothing_applies=True, takes_service_lock=True),
+        # "Go to panel": the anchor "#id-Созданиемодулейобработки-transition_controlpanel" of
+        # ISPsystem's "Creating processing modules" page, cited by ISPsystem's own module
+        # github.com/ISPsystemLLC/billmanager processing/game_server/bill-pter-bridge/commands/
+        # _transition_control_panel.py, which registers Feature.TRANSITION_CONTROL_PANEL (vendor
+        # billmgr.modules.processing, not public) for `transition_control_panel(item, panelkey)`;
+        # the C++ base has `TransitionControlPanel(const int iid, const string& panel_key)`
+        # (processing/certificate/sslstore/module.h). So `--command transition_controlpanel
+        # --item N [--panelkey K]` (the option's spelling is inferred; one panel needs no key).
+        # This row is the one place the name lives. Read-only: no lock, no maintenance switch.
+        Command("transition_controlpanel", f"{_LIFECYCLE}.panel_access:transition_control_panel",
+                "\"Go to panel\": a one-time DCImanager login URL for the service's client",
+                needs_item=True),
     )
 }
 

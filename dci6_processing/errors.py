@@ -46,6 +46,11 @@ class ErrorType(StrEnum):
     email_not_verified = "email_not_verified"
     owner_mismatch = "owner_mismatch"  # drift: server no longer belongs to the service's user
     no_switch_connection = "no_switch_connection"
+    # the client's own actions (reboot, start, stop, go to panel)
+    service_not_active = "service_not_active"  # object=service, value=its status
+    server_in_maintenance = "server_in_maintenance"  # object=server id
+    server_operation_running = "server_operation_running"  # object=server id, value=operation
+    power_refused = "power_refused"  # the panel refused a power action (value: its reason)
     # catalogue
     configuration_not_found = "configuration_not_found"
     os_template_not_found = "os_template_not_found"

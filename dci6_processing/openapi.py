@@ -31,11 +31,15 @@ SWAGGER_PAGE = "/swagger/"
 _HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 _SLOT = re.compile(r"\{[^}/]*\}")
 _SCRIPT_SRC = re.compile(r"""<script[^>]*\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
-_URLS_BLOCK = re.compile(r"""\burls\s*:\s*\[(.*?)\]""", re.DOTALL)
+# a key of the Swagger UI config, bare (`urls:`) or quoted as JSON (`"urls":`), also when the
+# JSON sits escaped inside a JavaScript string (`JSON.parse("{\\"urls\\": ...}")`)
+_KEY_END = r"""\\?["']?\s*:\s*"""
+_VALUE = r"""\\?["']([^"'\\]+)\\?["']"""
+_URLS_BLOCK = re.compile(r"\burls" + _KEY_END + r"\[(.*?)\]", re.DOTALL)
 _ENTRY = re.compile(r"""\{[^{}]*\}""", re.DOTALL)
-_URL = re.compile(r"""\burl\s*:\s*["']([^"']+)["']""")
-_NAME = re.compile(r"""\bname\s*:\s*["']([^"']+)["']""")
-_CONFIG_URL = re.compile(r"""\bconfigUrl\s*:\s*["']([^"']+)["']""")
+_URL = re.compile(r"\burl" + _KEY_END + _VALUE)
+_NAME = re.compile(r"\bname" + _KEY_END + _VALUE)
+_CONFIG_URL = re.compile(r"\bconfigUrl" + _KEY_END + _VALUE)
 _API_PREFIX = re.compile(r"/api/[^/]+/[^/]+")
 MAX_REF_DEPTH = 32
 
@@ -54,8 +58,10 @@ class Schema:
     root: Mapping[str, Any]
     node: Any
 
-    def resolved(self) -> Mapping[str, Any]:
-        node, depth = self.node, 0
+    def resolved(self, depth: int = 0) -> Mapping[str, Any]:
+        """The node with its `$ref` followed and its allOf/oneOf/anyOf merged; a chain of
+        references or compositions deeper than MAX_REF_DEPTH (a cycle) ends as {}."""
+        node = self.node
         while isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
             node = _pointer(self.root, node["$ref"])
             depth += 1
@@ -66,7 +72,7 @@ class Schema:
         parts = [node]
         for key in ("allOf", "oneOf", "anyOf"):
             for sub in node.get(key) or ():
-                parts.append(Schema(self.root, sub).resolved())
+                parts.append(Schema(self.root, sub).resolved(depth + 1))
         if len(parts) == 1:
             return node
         merged: dict[str, Any] = {}
@@ -177,15 +183,15 @@ def shape(path: str) -> str:
 def load_document(data: bytes | str, source: str) -> ApiDocument:
     """One OpenAPI 3 / Swagger 2 document, JSON or YAML."""
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some editors save files
+    if text.lstrip()[:1] == "<":
+        raise DescriptionError(f"{source}: an HTML page, not an OpenAPI or Swagger document "
+                               "(save the JSON document the Swagger UI page lists, not the "
+                               "page itself)")
     try:
         parsed: Any = json.loads(text)
     except ValueError:
-        import yaml  # PyYAML, only for YAML documents
-
-        try:
-            parsed = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise DescriptionError(f"{source}: neither JSON nor YAML ({exc})") from None
+        parsed = _load_yaml(text, source)
     if not isinstance(parsed, Mapping) or not isinstance(parsed.get("paths"), Mapping):
         raise DescriptionError(f"{source}: not an OpenAPI or Swagger document (no 'paths')")
     title = str((parsed.get("info") or {}).get("title") or source)
@@ -219,6 +225,28 @@ def load_document(data: bytes | str, source: str) -> ApiDocument:
                 operations.append(DocOperation(method.upper(), full, body, answer, title,
                                                prefixed))
     return ApiDocument(title, source, version, tuple(operations))
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """YAML read as OpenAPI means it (YAML 1.2, its recommendation): only true/false are
+    booleans, so an unquoted `enum: [on, off]` stays the strings PyYAML's 1.1 rules would
+    turn into True/False."""
+    import yaml  # PyYAML, only for YAML documents
+
+    class Yaml12Loader(yaml.SafeLoader):
+        pass
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Yaml12Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Yaml12Loader.add_implicit_resolver(
+        bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    try:
+        return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise DescriptionError(f"{source}: neither JSON nor YAML ({exc})") from None
 
 
 def _server_paths(servers: Any) -> list[str]:
@@ -274,11 +302,14 @@ def _answer_schema(root: Mapping[str, Any], op: Mapping[str, Any]) -> Schema | N
 
 
 def _json_content(root: Mapping[str, Any], content: Any) -> Schema | None:
+    """The schema of the JSON media type, or of `*/*` (how some generators declare a JSON
+    body) when no JSON one is listed."""
     if not isinstance(content, Mapping):
         return None
-    for media, entry in content.items():
-        if "json" in str(media) and isinstance(entry, Mapping) and "schema" in entry:
-            return Schema(root, entry["schema"])
+    for wanted in (lambda media: "json" in media, lambda media: media == "*/*"):
+        for media, entry in content.items():
+            if wanted(str(media)) and isinstance(entry, Mapping) and "schema" in entry:
+                return Schema(root, entry["schema"])
     return None
 
 
@@ -316,6 +347,9 @@ def discover(base_url: str, fetch: Fetch) -> Discovery:
             found.documents.append(load_document(_fetch(fetch, url), url))
         except DescriptionError as exc:
             found.problems.append(f"{name}: {exc}")
+    if not found.documents:
+        raise DescriptionError(f"none of the API documents {page_url} lists could be read ("
+                               + "; ".join(found.problems) + ")")
     return found
 
 
@@ -565,15 +599,19 @@ def _closest(route: Route, operations: Sequence[DocOperation], limit: int = 3
 
 
 def _slot_map(route: Route, op: DocOperation) -> dict[str, str] | None:
-    """The document's slot names -> ours, when the operation's slots fit the route."""
+    """The document's slot names -> ours, when the operation's slots fit one of the slot
+    sets routes.toml accepts for the route (the shipped route's, whatever it is overridden
+    to now: a per-port override may have to go back per server)."""
+    shipped = DEFAULT_TABLE[route.name]
+    accepted = shipped.allowed_slots()
     theirs = [slot[1:-1] for slot in _SLOT.findall(op.path)]
-    for allowed in route.allowed_slots():
+    for allowed in accepted:
         if set(theirs) == allowed:
             return {name: name for name in theirs}
-    ours = list(route.placeholders)
-    if len(theirs) == len(ours):
-        return dict(zip(theirs, ours, strict=True))
-    for allowed in route.allowed_slots():
+    for ours in (route.placeholders, shipped.placeholders):
+        if len(theirs) == len(ours) and frozenset(ours) in accepted:
+            return dict(zip(theirs, ours, strict=True))
+    for allowed in accepted:
         guessed = {name: _slot_guess(name, allowed) for name in theirs}
         if set(guessed.values()) == allowed and len(guessed) == len(allowed):
             return {k: v for k, v in guessed.items() if v is not None}
@@ -588,20 +626,32 @@ def _slot_guess(name: str, allowed: Iterable[str]) -> str | None:
 
 
 def _override(route: Route, op: DocOperation, renames: Mapping[str, str]) -> str:
-    """The routes.toml entry that makes the shipped route call `op`."""
-    shipped = DEFAULT_TABLE[route.name]
+    """The routes.toml entry that makes the shipped route call `op`; "" when it would be the
+    entry the route already has (nothing an override can change). For a route routes.toml
+    already overrides, it replaces that entry: a bare `[route."name"]` restores the shipped
+    route."""
     mapping = _slot_map(route, op)
     if mapping is None:
         return ""
     path = op.path if op.prefixed else f"/api/{route.service}/{route.version}{op.path}"
     path = _SLOT.sub(lambda m: "{" + mapping.get(m.group(0)[1:-1], m.group(0)[1:-1]) + "}", path)
-    body = {**dict(route.renames), **renames}
-    lines = [f'[route."{route.name}"]']
-    if op.method != shipped.method:
-        lines.append(f'method = "{op.method}"')
-    if shape(path) != shape(shipped.pattern) or path != shipped.pattern:
+    wanted = _entry(route.name, op.method, path, {**dict(route.renames), **renames})
+    if wanted == _entry(route.name, route.method, route.pattern, dict(route.renames)):
+        return ""
+    return wanted
+
+
+def _entry(name: str, method: str, path: str, body: Mapping[str, str]) -> str:
+    """routes.toml text for route `name` calling `method path` with `body` renames, saying
+    only what differs from the shipped route."""
+    shipped = DEFAULT_TABLE[name]
+    lines = [f'[route."{name}"]']
+    if method != shipped.method:
+        lines.append(f'method = "{method}"')
+    if path != shipped.pattern:
         lines.append(f'path = "{path}"')
-    if body:
-        pairs = ", ".join(f'{ours} = "{theirs}"' for ours, theirs in body.items())
+    renamed = {ours: theirs for ours, theirs in body.items() if ours != theirs}
+    if renamed:
+        pairs = ", ".join(f'{ours} = "{theirs}"' for ours, theirs in renamed.items())
         lines.append(f"body = {{ {pairs} }}")
-    return "\n".join(lines) if len(lines) > 1 else ""
+    return "\n".join(lines)

@@ -71,6 +71,17 @@ def features_xml(features: Iterable[str]) -> bytes:
     return to_bytes(doc)
 
 
+def control_panel_xml(url: str, *, keyname: str, name: str) -> bytes:
+    """transition_controlpanel's answer: BILLmanager sends the client's browser to `url`
+    (shape of ISPsystem's own module, ISPsystemLLC/billmanager
+    processing/game_server/bill-pter-bridge/commands/_transition_control_panel.py)."""
+    doc = etree.Element("doc")
+    etree.SubElement(doc, "url").text = _clean(url)
+    etree.SubElement(doc, "panelcount").text = "1"
+    etree.SubElement(doc, "panelname", keyname=_clean(keyname)).text = _clean(name)
+    return to_bytes(doc)
+
+
 def ok_xml() -> bytes:
     return b"<doc><ok/></doc>"
 

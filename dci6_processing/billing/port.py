@@ -15,7 +15,7 @@ from dci6_processing.bookkeeping import BookkeepingChanges, ServiceBookkeeping
 from dci6_processing.errors import ModuleError
 from dci6_processing.settings import ModuleSettings, Service
 
-PostEvent = Literal["open", "suspend", "resume", "close", "setparam"]
+PostEvent = Literal["open", "suspend", "resume", "close", "setparam", "reboot", "start", "stop"]
 
 
 @dataclass(frozen=True)

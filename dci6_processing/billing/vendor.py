@@ -56,6 +56,10 @@ What the public sources show (C = confirmed there, I = inferred):
   the module, but not connections", https://peps.python.org/pep-0249/#threadsafety), so
   every database read here is serialized; mgrctl calls are separate processes and run side
   by side. `calls_made()` counts both: a read is one query, a write is one mgrctl process.
+- The client's power buttons report with `service.postreboot` / `service.poststart` (C: the
+  public copy's `misc.postreboot` / `misc.poststart`) and `service.poststop` (C: a third-party
+  module, GAGroupLLC/billmgr-teamspeak; the public copy has no `poststop`, so it goes through
+  Mgrctl), each `elid=N sok=ok`.
 """
 
 from __future__ import annotations
@@ -106,7 +110,8 @@ SYNC_SERVICES_SQL = (
     "SELECT i.id, i.status, i.pricelist, i.account,"
     " (SELECT u.email FROM user u WHERE u.account = i.account ORDER BY u.id LIMIT 1) AS email,"
     " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS server_id,"
-    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS drift_note,"
+    " (SELECT p.value FROM itemparam p WHERE p.item = i.id AND p.intname = %s) AS power_wish"
     " FROM item i"
     " WHERE i.processingmodule = %s AND i.parent IS NULL AND i.status IN (%s, %s)"
     # a service an admin exempted from automation (param dci_manual=on) is not synced
@@ -137,6 +142,8 @@ _VENDOR_POST = {
     "resume": "postresume",
     "close": "postclose",
     "setparam": "postsetparam",
+    "reboot": "postreboot",  # the public copy has postreboot and poststart, no poststop
+    "start": "poststart",
 }
 
 
@@ -286,7 +293,8 @@ class VendorBilling:
         if info.get("processingmodule") is None:
             raise ModuleError(ErrorType.billing_failed, "processingmodule", str(item))
         params = {k: _text(v) for k, v in self._misc("itemparams", item).items()}
-        register_secret(params.get("password", ""))
+        for secret in sorted(CRYPTED):  # the crypted service params
+            register_secret(params.get(secret, ""))
         addons = {k: _text(v[0]) for k, v in self._misc("itemaddons", item).items()}
         pricelist = int(info["pricelist"])
         tariff = {k: _text(v) for k, v in self._misc("get_pricelist_params", pricelist).items()}
@@ -363,8 +371,8 @@ class VendorBilling:
         their addresses; a limited read takes the addresses of exactly the ids it got."""
         tail = " ORDER BY i.id" + (f" LIMIT {int(limit)}" if limit is not None else "")
         rows = self._query("item", SYNC_SERVICES_SQL + only + tail,
-                           Param.SERVER_ID.value, Param.DRIFT.value, module, *_LIVE,
-                           Param.MANUAL.value, arg)
+                           Param.SERVER_ID.value, Param.DRIFT.value, Param.POWER_WISH.value,
+                           module, *_LIVE, Param.MANUAL.value, arg)
         if not rows:
             return []
         ip_only = only
@@ -385,6 +393,7 @@ class VendorBilling:
                 addresses=frozenset(addresses.get(int(row["id"]), ())),
                 bookkeeping=ServiceBookkeeping.from_params({
                     Param.SERVER_ID.value: row["server_id"], Param.DRIFT.value: row["drift_note"],
+                    Param.POWER_WISH.value: row["power_wish"],
                 }),
             )
             for row in rows

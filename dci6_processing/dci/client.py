@@ -49,7 +49,7 @@ from dci6_processing.dci.models import (
 )
 from dci6_processing.dci.pool import map_bounded
 from dci6_processing.dci.query import Where
-from dci6_processing.dci.routes import DEFAULT_TABLE, Route, RouteTable
+from dci6_processing.dci.routes import DEFAULT_TABLE, KEY_LOGIN_PAGE, LOGIN_PAGE, Route, RouteTable
 from dci6_processing.dci.session import DEFAULT_503_TRIES, DciSession, Limits
 from dci6_processing.log import register_secret
 
@@ -268,6 +268,30 @@ class DciClient:
             raise ValueError(f"unknown power action {action!r}")
         self._call(_POWER_ROUTES[action], ids={"server_id": server_id}, body={},
                    subject=f"server {server_id}")
+
+    def create_login_key(self, user_id: int) -> str:
+        """A one-time key that opens a session of this user (`{"id", "key"}`); the key is a
+        credential, masked in every log line from here on."""
+        answer = self._call("auth.user.key.create", ids={"user_id": user_id}, body={},
+                            subject=f"user {user_id}")
+        key = answer.get("key") if isinstance(answer, dict) else None
+        if not isinstance(key, str) or not key:
+            raise BadAnswer("the panel answered a key request without a key",
+                           object=f"user {user_id}", detail="auth.user.key.create: no 'key'")
+        register_secret(key)
+        return key
+
+    def key_login_url(self, key: str) -> str:
+        """Where a browser opens the session of a login key."""
+        try:
+            return self.url + KEY_LOGIN_PAGE.path(key=key)
+        except ValueError:
+            raise BadAnswer("the panel issued a login key that cannot be put in a URL",
+                           object="auth.user.key.create") from None
+
+    @property
+    def login_page_url(self) -> str:
+        return self.url + LOGIN_PAGE.path()
 
     def stop_operation(self, server_id: int) -> None:
         self._call("server.operation.stop", ids={"server_id": server_id}, body={},

@@ -11,6 +11,7 @@ release. Nothing else in the project writes a path: the client asks this table f
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ class Route:
     `listing` routes answer the `{"list": [...], "size": N}` envelope and `reads` name the
     fields of one list item. `other_slots` are the slot sets an override may give instead of
     ours (per-port switch control). `renames` (ours -> the panel's body field names) and
-    `overridden` come from the admin's routes.toml."""
+    `overridden` come from the admin's routes.toml. `source` is where a CONFIRMED route was
+    found (the README lists it beside the route)."""
 
     name: str
     method: HttpMethod
@@ -83,6 +85,7 @@ class Route:
     template: str
     confirmation: Confirmation
     note: str = ""
+    source: str = ""
     body: tuple[Field, ...] = ()
     reads: tuple[Field, ...] = ()
     listing: bool = False
@@ -183,22 +186,30 @@ IP_READS = (
     *_fields("string", "gateway", "network"),
 )
 _SERVER_ID = "server/{server_id}"
+# where the CONFIRMED routes are documented
+_API_GUIDE = "https://ispsystem.com/docs/dcimanager-admin/developer-section/api-guide"
+_EXAMPLES = ("https://www.ispsystem.com/docs/dcimanager-admin/developer-section/"
+             "examples-of-api-use")
+_POWER_LOGIC = ("https://www.ispsystem.com/docs/dcimanager-admin/equipment/servers/"
+                "server-power-supply-management-logic")
 
 ROUTES: tuple[Route, ...] = (
-    Route("auth.token", "POST", "auth", "v4", "public/token", CONFIRMED,
+    Route("auth.token", "POST", "auth", "v4", "public/token", CONFIRMED, source=_API_GUIDE,
           body=_fields("string", "email", "password"), reads=(Field("token", "string"),)),
-    Route("server.list", "GET", "dci", "v3", "server", CONFIRMED,
+    Route("server.list", "GET", "dci", "v3", "server", CONFIRMED, source=_EXAMPLES,
           reads=SERVER_READS, listing=True),
-    Route("server.get", "GET", "dci", "v3", _SERVER_ID, CONFIRMED, reads=SERVER_READS),
+    Route("server.get", "GET", "dci", "v3", _SERVER_ID, CONFIRMED, source=_EXAMPLES,
+          reads=SERVER_READS),
     Route("server.configuration", "GET", "dci", "v3", "server/configuration", CONFIRMED,
+          source=_EXAMPLES,
           reads=(Field("configuration", "string"), Field("free_server_count", "integer")),
           listing=True),
-    Route("user.list", "GET", "dci", "v3", "user", CONFIRMED,
+    Route("user.list", "GET", "dci", "v3", "user", CONFIRMED, source=_EXAMPLES,
           note="the list is confirmed; filtering it by e-mail is inferred",
           reads=(Field("id", "integer"), Field("email", "string"),
                  Field("roles", "any", (UserRole.ADMIN, UserRole.USER)),
                  Field("server_count", "integer")), listing=True),
-    Route("user.create", "POST", "dci", "v3", "user", CONFIRMED,
+    Route("user.create", "POST", "dci", "v3", "user", CONFIRMED, source=_EXAMPLES,
           note="the call is confirmed; the exact body is inferred",
           body=(*_fields("string", "email", "password"),
                 Field("role", "string", (UserRole.USER,))),
@@ -212,9 +223,12 @@ ROUTES: tuple[Route, ...] = (
     Route("server.switch_port.disable", "POST", "dci", "v3",
           f"{_SERVER_ID}/switch_port/disable", INFERRED, other_slots=PER_PORT_SLOTS,
           note="per server; an override may make it per port"),
-    Route("server.power_on", "POST", "dci", "v3", f"{_SERVER_ID}/power_on", CONFIRMED),
-    Route("server.power_off", "POST", "dci", "v3", f"{_SERVER_ID}/power_off", CONFIRMED),
-    Route("server.power_reset", "POST", "dci", "v3", f"{_SERVER_ID}/power_reset", CONFIRMED),
+    Route("server.power_on", "POST", "dci", "v3", f"{_SERVER_ID}/power_on", CONFIRMED,
+          source=_POWER_LOGIC),
+    Route("server.power_off", "POST", "dci", "v3", f"{_SERVER_ID}/power_off", CONFIRMED,
+          source=_POWER_LOGIC),
+    Route("server.power_reset", "POST", "dci", "v3", f"{_SERVER_ID}/power_reset", CONFIRMED,
+          source=_POWER_LOGIC),
     Route("server.operation.stop", "POST", "dci", "v3",
           f"{_SERVER_ID}/operation/stop", INFERRED),
     Route("server.operation.install", "POST", "dci", "v3",
@@ -242,10 +256,45 @@ ROUTES: tuple[Route, ...] = (
           listing=True),
     Route("location.list", "GET", "dci", "v3", "location", INFERRED,
           reads=(Field("id", "integer"), Field("name", "string")), listing=True),
+    # DCImanager KB "how to sign in to the platform with a key": documented through the panel's
+    # internal port (header Internal-Auth: on); an administrator's token calling it from outside
+    # is inferred
+    Route("auth.user.key.create", "POST", "auth", "v4", "user/{user_id}/key", INFERRED,
+          note="a one-time login key for a user; documented only for the internal port",
+          reads=(Field("id", "integer"), Field("key", "string"))),
 )
 
 RouteTable = Mapping[str, Route]
 DEFAULT_TABLE: RouteTable = {route.name: route for route in ROUTES}
+
+_PAGE_SLOT = re.compile(r"[A-Za-z0-9_-]{1,512}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the panel's web interface a client's browser is sent to (not an API call)."""
+
+    name: str
+    template: str
+    confirmation: Confirmation
+    note: str = ""
+
+    def path(self, **slots: str) -> str:
+        """The page path with every slot filled by an opaque token the panel issued; a value
+        that could add a path segment, a query or a fragment is refused."""
+        expected = {field for _, field, _, _ in string.Formatter().parse(self.template) if field}
+        if set(slots) != expected:
+            raise ValueError(f"page {self.name} needs {sorted(expected)}, got {sorted(slots)}")
+        for key, value in slots.items():
+            if not isinstance(value, str) or not _PAGE_SLOT.fullmatch(value):
+                raise ValueError(f"page {self.name}: {key} is not a panel token")
+        return "/" + self.template.format(**slots)
+
+
+# DCImanager KB "how to sign in to the platform with a key": the key opens a session, one hour
+KEY_LOGIN_PAGE = Page("page.key_login", "auth/key-v4/{key}", CONFIRMED)
+# the platform's login form, where a client goes when no key could be made
+LOGIN_PAGE = Page("page.login", "auth/login", INFERRED)
 
 
 def route(name: str) -> Route:

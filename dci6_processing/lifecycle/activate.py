@@ -15,9 +15,10 @@ import structlog
 from dci6_processing.dci.models import IpFamily, Operation, OsFamily, OsTemplate, Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle.claim import claim_server, ensure_client_user
+from dci6_processing.lifecycle.claim import claim_server
 from dci6_processing.lifecycle.common import ServiceContext, run_on_service, step
 from dci6_processing.lifecycle.ips import AssignedIps, ensure_ips, remove_temporary_ips
+from dci6_processing.lifecycle.panel_access import ensure_panel_user
 from dci6_processing.lifecycle.power import (
     OperationKind,
     power_on,
@@ -76,7 +77,7 @@ def activate(ctx: ServiceContext) -> None:
         raise ModuleError(ErrorType.email_not_verified, object=ctx.service.client_email)
     template = _chosen_template(ctx)
     _check_pools(ctx)
-    user = ensure_client_user(ctx)
+    user = ensure_panel_user(ctx)
     step(USER_READY)
     server = claim_server(ctx, user)
     set_ports(ctx, server, True, required=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 
@@ -27,14 +27,16 @@ CANDIDATES_PER_ROUND = 50
 
 
 def ensure_client_user(ctx: ServiceContext, email: str | None = None, *,
-                       allow_admin: bool = False) -> User:
-    """The DCImanager user for an e-mail (the client's by default), created when missing.
-    A client is never an administrator; the provider's own handover owner may be."""
+                       allow_admin: bool = False,
+                       new_password: Callable[[], str] | None = None) -> User:
+    """The DCImanager user for an e-mail (the client's by default), created when missing with
+    `new_password()` (a throwaway one when not given). A client is never an administrator;
+    the provider's own handover owner may be."""
     email = email or ctx.service.client_email
     user = ctx.dci.user_by_email(email)
     if user is None:
-        # the panel account's own password is never used by us: the client gets the server's
-        user = ctx.dci.create_user(email, secrets.token_urlsafe(24))
+        password = new_password() if new_password else secrets.token_urlsafe(24)
+        user = ctx.dci.create_user(email, password)
         log.info("user.created", user_id=user.id)
     if user.is_admin and not allow_admin:
         raise ModuleError(ErrorType.user_is_admin, object=email)

@@ -16,11 +16,12 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 import structlog
 
 from dci6_processing.billing.port import BillingPort
-from dci6_processing.bookkeeping import Param
+from dci6_processing.bookkeeping import BookkeepingChanges, Param, encode
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.models import Server, User
 from dci6_processing.errors import ErrorType, LockBusy, ModuleError
@@ -65,6 +66,14 @@ class ServiceContext:
     def refresh(self) -> None:
         """Re-read the service after saving params, so later steps see them."""
         self.service = self.billing.service(self.item)
+
+
+def save_bookkeeping(ctx: ServiceContext, **changes: Unpack[BookkeepingChanges]) -> None:
+    """Save fields of the service's bookkeeping record and see them on `ctx.service` at once
+    (its params, and its `bookkeeping`, read anew), without re-reading the service."""
+    ctx.billing.save_bookkeeping(ctx.item, **changes)
+    ctx.service.params.update({param.value: value for param, value in encode(changes).items()})
+    ctx.service.__dict__.pop("bookkeeping", None)  # the cached record, parsed again on use
 
 
 def load_service(inv: Invocation) -> ServiceContext:

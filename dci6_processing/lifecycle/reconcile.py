@@ -1,12 +1,13 @@
 """`sync_item` and the cron `sync`: keep every server in step with its service in BILLmanager.
 
-The guide's rule: an Active service's server is powered on (switch ports up); a Stopped
-service's server is powered off (ports down, as suspend left them). What cannot be fixed
-without guessing — the server gone, owned by someone else, holding other addresses than
-BILLmanager records — is reported in the log and as the service's status message, and nothing
-of that service is touched (Tenantos). A server in maintenance mode or busy with an operation
-is left alone until a later run. A transient panel error never changes anything: it counts
-as failed and the next run tries again (VirtFusion).
+The guide's rule: an Active service's server is powered on (switch ports up) — unless its
+client powered it off with `stop` (lifecycle.client_power): that one stays off, counted as
+`client_stopped`; a Stopped service's server is powered off (ports down, as suspend left them).
+What cannot be fixed without guessing — the server gone, owned by someone else, holding other
+addresses than BILLmanager records — is reported in the log and as the service's status
+message, and nothing of that service is touched (Tenantos). A server in maintenance mode or
+busy with an operation is left alone until a later run. A transient panel error never changes
+anything: it counts as failed and the next run tries again (VirtFusion).
 
 The cron `sync` stays cheap for thousands of services: the panel's servers are listed once
 per module (the pages after the first `workers` at a time), BILLmanager's services are read in
@@ -93,6 +94,7 @@ class Outcome(StrEnum):
     DRIFTED = "drifted"
     FAILED = "failed"
     SKIPPED = "skipped"  # another process holds the service now; the next run looks again
+    CLIENT_STOPPED = "client_stopped"  # Active, left powered off: its client stopped it
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Assessment:
     drift: tuple[str, ...] = ()
     corrections: tuple[Correction, ...] = ()
     waiting: str = ""  # why corrections wait (an operation runs on the server)
+    client_stopped: bool = False  # Active and off, left off: the client's own `stop`
 
     @property
     def note(self) -> str:
@@ -219,17 +222,21 @@ def assess(entry: SyncEntry, server: Server | ServerLook | None) -> Assessment:
         # an install or diagnostics drives power itself; a later run looks again
         return Assessment(waiting=f"operation {server.running_operation} is running")
     corrections: list[Correction] = []
+    left_off = False
     if entry.status == ServiceStatus.active:
         if not server.ports_up:
             corrections.append(Correction.PORTS_UP)
         if server.power == PowerStatus.OFF:
-            corrections.append(Correction.POWER_ON)
+            # the guide's rule, except for a server whose client powered it off
+            left_off = entry.bookkeeping.client_stopped
+            if not left_off:
+                corrections.append(Correction.POWER_ON)
     else:
         if server.power == PowerStatus.ON:
             corrections.append(Correction.POWER_OFF)
         if not server.ports_down:
             corrections.append(Correction.PORTS_DOWN)
-    return Assessment(corrections=tuple(corrections))
+    return Assessment(corrections=tuple(corrections), client_stopped=left_off)
 
 
 def needs_attention(entry: SyncEntry, assessment: Assessment) -> bool:
@@ -284,7 +291,11 @@ def settle(ctx: ServiceContext, entry: SyncEntry, server: Server | ServerLook | 
         ctx.billing.set_status_message(entry.item, "")
         ctx.billing.save_bookkeeping(entry.item, drift="")
         log.info("sync.drift_cleared", server_id=entry.bookkeeping.server_id_text)
-    return Outcome.CORRECTED if made else Outcome.IN_STEP
+    return Outcome.CORRECTED if made else _untouched(assessment)
+
+
+def _untouched(assessment: Assessment) -> Outcome:
+    return Outcome.CLIENT_STOPPED if assessment.client_stopped else Outcome.IN_STEP
 
 
 def _server_or_none(dci: DciClient, server_id: int | None) -> Server | None:
@@ -350,6 +361,7 @@ class Tally:
         return (f"pmdci6 sync: modules={self.modules} checked={self.checked} "
                 f"corrected={o[Outcome.CORRECTED]} drifted={o[Outcome.DRIFTED]} "
                 f"failed={o[Outcome.FAILED]} skipped={o[Outcome.SKIPPED]} "
+                f"client_stopped={o[Outcome.CLIENT_STOPPED]} "
                 f"requests={self.requests} billing_reads={self.billing_reads} "
                 f"billing_writes={self.billing_writes} seconds={seconds:.2f}")
 
@@ -396,7 +408,8 @@ def sync_modules(inv: Invocation) -> bytes:
     log.info("sync.summary", modules=tally.modules, checked=tally.checked,
              corrected=tally.outcomes[Outcome.CORRECTED],
              drifted=tally.outcomes[Outcome.DRIFTED], failed=tally.failed,
-             skipped=tally.outcomes[Outcome.SKIPPED], requests=tally.requests,
+             skipped=tally.outcomes[Outcome.SKIPPED],
+             client_stopped=tally.outcomes[Outcome.CLIENT_STOPPED], requests=tally.requests,
              billing_reads=tally.billing_reads, billing_writes=tally.billing_writes,
              seconds=round(seconds, 3))
     if tally.failed:
@@ -532,7 +545,7 @@ class ModuleSync:
                         drift=list(assessment.drift), reported=True)
             self.tally.count(Outcome.DRIFTED)
         else:
-            self.tally.count(Outcome.IN_STEP)
+            self.tally.count(_untouched(assessment))
 
     def _settle_locked(self, settings: ModuleSettings, dci: DciClient, entry: SyncEntry,
                        server: ServerLook | None) -> Outcome:

@@ -72,3 +72,14 @@ CHANGES_APPLIED = Step("changes_applied", "addresses and OS are what the service
 SETPARAM_REPORTED = Step("setparam_reported", "BILLmanager was told: service.postsetparam")
 SUSPEND_REPORTED = Step("suspend_reported", "BILLmanager was told: service.postsuspend")
 RESUME_REPORTED = Step("resume_reported", "BILLmanager was told: service.postresume")
+# the client's power buttons (lifecycle.client_power): the wish saved first, the panel's
+# acceptance recorded, then the report; POWERED_ON / POWERED_OFF are the panel steps of start
+# and stop
+REBOOT_WISH_CLEARED = Step("reboot_wish_cleared", "no power wish is recorded on the service")
+START_WISH_CLEARED = Step("start_wish_cleared", "no power wish is recorded on the service")
+STOP_WISH_RECORDED = Step("stop_wish_recorded",
+                          "the client's wish (off) is recorded before the server is stopped")
+POWER_RESET = Step("power_reset", "the panel accepted the reset, recorded on the service")
+REBOOT_REPORTED = Step("reboot_reported", "BILLmanager was told: service.postreboot")
+START_REPORTED = Step("start_reported", "BILLmanager was told: service.poststart")
+STOP_REPORTED = Step("stop_reported", "BILLmanager was told: service.poststop")

@@ -1,5 +1,6 @@
 """`suspend` / `resume`: the client's switch ports off / on (resume also powers the server on
-if the status sync had powered it off). Both are safe to repeat."""
+if the status sync had powered it off, unless its client had stopped it). Both are safe to
+repeat."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def _switch(inv: Invocation, *, enabled: bool) -> bytes | None:
         server = client_server(ctx)
         set_ports(ctx, server, enabled, required=True)
         step(PORTS_ON if enabled else PORTS_OFF)
-        if enabled:
+        if enabled and not ctx.service.bookkeeping.client_stopped:
+            # the sync would power an Active service's server on anyway; the client need not
+            # wait. A server its client stopped stays off until they start it.
             power_on(ctx, server)
             step(POWERED_ON)
         ctx.billing.post(ctx.item, "resume" if enabled else "suspend")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import requests
 from lxml import etree
 
 from pmdci6_sandbox.billmgr_host import BillmgrHost
@@ -24,6 +25,7 @@ from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
 MODULE, TARIFF, ACCOUNT, ITEM = 1, 1, 7, 101
 CLIENT = "client@example.com"
+SECRET_PARAMS = ("password", "panel_password")
 STATUS = {1: "Ordered", 2: "Active", 3: "Stopped", 4: "Deleted", 5: "Processing"}
 
 
@@ -54,6 +56,10 @@ def _outcome(result: subprocess.CompletedProcess[bytes]) -> str:
     return f"error msg_error_{error.get('type')} ({error.get('object') or ''})"
 
 
+def _posted(record: Any, func: str) -> bool:
+    return func in [name for name, _ in record.events]
+
+
 def _server_line(server: dict[str, Any]) -> str:
     ports = [c["admin_status"] for c in server["switch_connection"]
              if not c.get("is_ipmi_connection")]
@@ -71,7 +77,8 @@ def _server_line(server: dict[str, Any]) -> str:
               help="Real seconds per panel second: install takes 600 panel seconds.")
 @click.option("--keep", is_flag=True, help="Keep the temporary BILLmanager root and print it.")
 def demo_command(time_scale: float, keep: bool) -> None:
-    """Run a whole order (open, suspend, resume, add an IP, sync, close) on the sandbox."""
+    """Run a whole order (open, suspend, resume, reboot, stop, start, go to panel, add an IP,
+    sync, close) on the sandbox."""
     root = Path(tempfile.mkdtemp(prefix="pmdci6-demo-"))
     os.environ["PMDCI6_POLL_SECONDS"] = str(max(0.05, time_scale * 20))
     try:
@@ -123,9 +130,9 @@ def _run(root: Path, time_scale: float) -> list[str]:
             server = sim.server(server_id) if server_id else {}
             if server:
                 click.echo(f"{' ' * 10}{_server_line(server)}")
+            shown = {k: v for k, v in record.params.items() if k not in SECRET_PARAMS}
             click.echo(f"{' ' * 10}billing: service {ITEM} {STATUS.get(record.status)} "
-                       f"ips={[a for _, a in record.ips]} "
-                       f"params={ {k: v for k, v in record.params.items() if k != 'password'} }")
+                       f"ips={[a for _, a in record.ips]} params={shown}")
             for ok, what in check(server, record):
                 t.expect(ok, what)
 
@@ -142,6 +149,8 @@ def _run(root: Path, time_scale: float) -> list[str]:
         call("open (client paid)", "--command", "open", "--item", str(ITEM),
              "--runningoperation", "1")
         state(lambda s, r: [
+            (r.params.get("panel_account") == "created" and "panel_password" in r.crypted_params,
+             "the client's DCImanager login saved for the instruction, password crypted"),
             (r.status == 2, "service Active"),
             (s.get("owner_email") == CLIENT, "server owned by the client's DCImanager user"),
             ((s.get("os_template") or {}).get("id") == 2, "Debian 12 installed"),
@@ -157,12 +166,39 @@ def _run(root: Path, time_scale: float) -> list[str]:
         state(lambda s, r: [(r.status == 2, "service Active"),
                             (all(c["admin_status"] == "up" for c in s["switch_connection"]
                                  if not c.get("is_ipmi_connection")), "switch ports up")])
+        server_id = int(host.service(ITEM).params["dci_server_id"])
+        resets = sim.power_actions(server_id).count("power_reset")
+        call("reboot (client's button)", "--command", "reboot", "--item", str(ITEM),
+             "--runningoperation", "2")
+        state(lambda s, r: [
+            (sim.power_actions(server_id).count("power_reset") == resets + 1,
+             "DCImanager accepted one power_reset"),
+            (_posted(r, "service.postreboot"), "reported with service.postreboot")])
+        call("stop (client's button)", "--command", "stop", "--item", str(ITEM))
+        state(lambda s, r: [(s.get("power_status") == "off", "server powered off"),
+                            (r.params.get("dci_power_wish") == "off",
+                             "the client's wish recorded (dci_power_wish=off)")])
+        call("sync_item (cron)", "--command", "sync_item", "--item", str(ITEM))
+        state(lambda s, r: [(s.get("power_status") == "off",
+                             "the sync leaves a server its client stopped off")])
+        call("start (client's button)", "--command", "start", "--item", str(ITEM))
+        state(lambda s, r: [(s.get("power_status") == "on", "server powered on"),
+                            (not r.params.get("dci_power_wish"), "the wish cleared")])
+        panel = call("transition_controlpanel (Go to panel)", "--command",
+                     "transition_controlpanel", "--item", str(ITEM))
+        url = etree.fromstring(panel.stdout).findtext("url") or ""
+        click.echo(f"{' ' * 10}browser goes to {url.rsplit('/', 1)[0]}/<one-time key>")
+        opened = requests.get(url, allow_redirects=False, timeout=10)
+        session = sim.session_user(opened.cookies.get("ses6") or "")
+        t.expect(opened.status_code == 302 and session is not None
+                 and session["email"] == CLIENT, "the key opens a session of the client")
+        t.expect(requests.get(url, allow_redirects=False, timeout=10).status_code == 403,
+                 "the key works once")
         host.set_addon(ITEM, "ip", "3")
         call("setparam (IPv4 addon 2 -> 3)", "--command", "setparam", "--item", str(ITEM))
         state(lambda s, r: [(len([i for i in s["ip"] if i["family"] == "ipv4"]) == 3,
                              "3 IPv4 addresses on the server"),
                             (len(r.ips) == 4, "4 addresses recorded in BILLmanager")])
-        server_id = int(host.service(ITEM).params["dci_server_id"])
         sim.update_server(server_id, power_status="off")
         t.say("drift: someone powered the server off in DCImanager")
         call("sync_item (cron)", "--command", "sync_item", "--item", str(ITEM))
@@ -180,7 +216,9 @@ def _run(root: Path, time_scale: float) -> list[str]:
         t.say(f"done: {len(sim.requests)} panel requests",
               ", ".join(f"{route} {n}" for route, n in by_route.most_common()))
         log = (root / "var" / "pmdci6.log").read_text()
-        t.expect(sim.admin_password not in log and host.service(ITEM).params.get("password", "x")
-                 not in log, "no password in the module log")
+        final = host.service(ITEM).params
+        t.expect(sim.admin_password not in log and final.get("password", "x") not in log
+                 and final.get("panel_password", "x") not in log,
+                 "no password in the module log")
     t.say("all expectations met" if not t.failures else f"FAILED: {t.failures}")
     return t.failures

@@ -334,6 +334,10 @@ for _event, _status in (
     ("close", DELETED),
     ("setparam", None),
     ("prolong", None),
+    # the client's power buttons: the status stays as it is (recorded in mgrctl_event)
+    ("reboot", None),
+    ("start", None),
+    ("stop", None),
 ):
     _function(f"service.post{_event}")(_post(_status))
 

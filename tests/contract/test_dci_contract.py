@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from dci6_processing.dci.client import Backoff, DciClient
 from dci6_processing.dci.errors import (
@@ -194,6 +195,59 @@ def test_power_rules(sim: DciSimulator, client: DciClient) -> None:
     assert client.server(1).power_status == "off"
     client.power(1, "reset")
     assert client.server(1).is_powered_on
+
+
+def test_accepted_power_requests_are_recorded(sim: DciSimulator, client: DciClient) -> None:
+    sim.update_server(1, power_status="off")
+    client.power(1, "on")
+    with pytest.raises(PowerActionRejected):
+        client.power(1, "on")  # refused: not recorded
+    client.power(1, "reset")
+    assert sim.power_actions(1) == ["power_on", "power_reset"]
+    assert sim.power_actions() == ["1:power_on", "1:power_reset"]
+
+
+def _open(url: str) -> requests.Response:
+    return requests.get(url, allow_redirects=False, timeout=10)
+
+
+def test_a_login_key_opens_one_session_of_its_user(sim: DciSimulator, client: DciClient) -> None:
+    sim.add_user("client@example.com", password="Client-Pass-1")
+    user = client.user_by_email("client@example.com")
+    assert user is not None
+    url = client.key_login_url(client.create_login_key(user.id))
+    assert url.startswith(sim.url + "/auth/key-v4/")
+    opened = _open(url)
+    assert (opened.status_code, opened.headers["Location"]) == (302, "/")
+    session = sim.session_user(opened.cookies["ses6"])
+    assert session is not None and session["email"] == "client@example.com"
+    assert _open(url).status_code == 403  # single use
+    assert [r.route for r in sim.requests][-2:] == ["page.key_login", "page.key_login"]
+    assert "/auth/key-v4/***" in {r.path for r in sim.requests}  # the key is not logged
+
+    late = client.key_login_url(client.create_login_key(user.id))
+    sim.expire_login_keys()
+    assert _open(late).status_code == 403
+    assert _open(sim.url + "/auth/key-v4/never-issued").status_code == 403
+    assert _open(client.login_page_url).status_code == 200
+
+
+def test_only_an_administrator_may_make_keys(sim: DciSimulator, client: DciClient,
+                                             tmp_path: Path) -> None:
+    sim.add_user("client@example.com", password="Client-Pass-1")
+    user = client.user_by_email("client@example.com")
+    assert user is not None
+    as_client = DciClient(sim.url, "client@example.com", "Client-Pass-1", timeout=5.0,
+                          token_cache_dir=tmp_path / "client-tokens", backoff=0.01)
+    with pytest.raises(DciError) as caught:
+        as_client.create_login_key(user.id)
+    assert caught.value.http_status == 403
+    sim.refuse_login_keys()
+    with pytest.raises(DciError):
+        client.create_login_key(user.id)
+    sim.refuse_login_keys(False)
+    with pytest.raises(DciNotFound):
+        client.create_login_key(9999)
 
 
 def test_ips(sim: DciSimulator, client: DciClient) -> None:

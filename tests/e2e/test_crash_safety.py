@@ -136,12 +136,53 @@ def _resumed(sandbox: Sandbox, item: int) -> None:
     assert ports and all(port["admin_status"] == "up" for port in ports)
 
 
+def _service_to_reboot(sandbox: Sandbox) -> int:
+    return _open_service(sandbox, sandbox.order(206))
+
+
+def _rebooted(sandbox: Sandbox, item: int) -> None:
+    record = sandbox.host.service(item)
+    assert record.status == ACTIVE
+    server = sandbox.server_of(item)
+    assert server["power_status"] == "on"
+    assert owned_by_client(sandbox) == [server["id"]]
+    assert "service.postreboot" in [f for f, _ in record.events]
+
+
+def _service_to_stop(sandbox: Sandbox) -> int:
+    return _open_service(sandbox, sandbox.order(207))
+
+
+def _stopped_by_client(sandbox: Sandbox, item: int) -> None:
+    record = sandbox.host.service(item)
+    assert record.status == ACTIVE  # the client's stop is no suspension
+    assert sandbox.server_of(item)["power_status"] == "off"
+    assert record.params.get("dci_power_wish") == "off"
+    assert "service.poststop" in [f for f, _ in record.events]
+
+
+def _service_to_start(sandbox: Sandbox) -> int:
+    item = _open_service(sandbox, sandbox.order(208))
+    ok(sandbox.run("stop", item))
+    return item
+
+
+def _started(sandbox: Sandbox, item: int) -> None:
+    record = sandbox.host.service(item)
+    assert sandbox.server_of(item)["power_status"] == "on"
+    assert not record.params.get("dci_power_wish")
+    assert "service.poststart" in [f for f, _ in record.events]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "open": Scenario(_order_to_open, _opened),
     "close": Scenario(_service_to_close, _closed, _close_crashed),
     "setparam": Scenario(_service_to_change, _changed),
     "suspend": Scenario(_service_to_suspend, _suspended),
     "resume": Scenario(_service_to_resume, _resumed),
+    "reboot": Scenario(_service_to_reboot, _rebooted),
+    "start": Scenario(_service_to_start, _started),
+    "stop": Scenario(_service_to_stop, _stopped_by_client),
 }
 
 CASES = [(command, name) for command, steps in STEP_LISTS.items() for name in steps.names]

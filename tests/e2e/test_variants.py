@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from pmdci6_sandbox.dcisim.variants import VARIANTS
+from tests.doctor_report import printed_overrides
 from tests.e2e.conftest import CLIENT_EMAIL, MODULE, Sandbox, running_sandbox
 from tests.e2e.test_lifecycle import ACTIVE, DELETED, ok, permanent_ips
 
@@ -49,21 +50,6 @@ def doctor(box: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, timeout=120, check=False,
         env={**box.host.env(), "DCI_PASSWORD": box.sim.admin_password},
     )
-
-
-def printed_overrides(output: str) -> str:
-    """Every override block doctor printed, as one routes.toml."""
-    blocks: list[str] = []
-    lines = output.splitlines()
-    for index, line in enumerate(lines):
-        if "override (add to" in line:
-            block = []
-            for follow in lines[index + 1:]:
-                if not follow.startswith(" " * 8):
-                    break
-                block.append(follow.strip())
-            blocks.append("\n".join(block))
-    return "\n\n".join(blocks) + "\n"
 
 
 def error_of(result: subprocess.CompletedProcess[bytes]) -> etree._Element:

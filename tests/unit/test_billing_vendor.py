@@ -250,7 +250,8 @@ def test_remove_unknown_ip_is_billing_failed(billing: VendorBilling) -> None:
     ("event", "func", "status"),
     [("open", "service.postopen", 2), ("suspend", "service.postsuspend", 3),
      ("resume", "service.postresume", 2), ("close", "service.postclose", 4),
-     ("setparam", "service.postsetparam", 1)],
+     ("setparam", "service.postsetparam", 1), ("reboot", "service.postreboot", 1),
+     ("start", "service.poststart", 1), ("stop", "service.poststop", 1)],
 )
 def test_post(host: BillmgrHost, billing: VendorBilling, event: str, func: str,
               status: int) -> None:

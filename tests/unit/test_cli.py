@@ -188,11 +188,12 @@ def test_readme_command_table_matches_the_registry(repo_root: Path) -> None:
 
 def test_do_nothing_covers_exactly_billmanagers_list() -> None:
     # BILLmanager's maintenance switch: open, resume, suspend, close, prolong, sync_item,
-    # sync, stat (spec/billmanager-processing-module.md)
+    # sync, stat (spec/billmanager-processing-module.md), and the client's power buttons,
+    # which act on the server like the lifecycle commands (issue 11)
     covered = {name for name in [*commands.COMMANDS, "prolong", "stat", "setparam", "features"]
                if commands.do_nothing_applies(name)}
     assert covered == {"open", "resume", "suspend", "close", "prolong", "sync_item", "sync",
-                       "stat"}
+                       "stat", "reboot", "start", "stop"}
 
 
 @pytest.mark.parametrize(
@@ -266,6 +267,8 @@ def test_features_through_the_installed_binary(pmdci6_bin: Path, mgr_root: MgrPa
     names = [f.get("name") for f in doc.findall("features/feature")]
     assert "check_connection" in names
     assert doc.find("params/param[@name='password']").get("crypted") == "yes"  # type: ignore[union-attr]
+    # the client's own actions (BILLmanager shows their buttons only when announced)
+    assert {"reboot", "start", "stop", "transition_controlpanel"} <= set(names)
 
 
 # --- dispatch and replies -------------------------------------------------------------------

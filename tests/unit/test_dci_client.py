@@ -27,6 +27,7 @@ from dci6_processing.dci.errors import (
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import ROUTES, route
 from dci6_processing.errors import ErrorType
+from dci6_processing.log import redact
 
 URL = "https://dci.example"
 API = f"{URL}/api"
@@ -324,6 +325,41 @@ def test_power(panel: responses.RequestsMock, client: DciClient, action: str) ->
                match=[matchers.json_params_matcher({})])
     client.power(1, action)  # type: ignore[arg-type]
     assert client.request_counts[f"server.power_{action}"] == 1
+
+
+def test_a_login_key_for_a_user_and_its_url(panel: responses.RequestsMock,
+                                            client: DciClient) -> None:
+    panel.post(f"{API}/auth/v4/user/42/key", status=201, json={"id": 3, "key": "k3y-Abc_1"},
+               match=[matchers.json_params_matcher({})])
+    key = client.create_login_key(42)
+    assert key == "k3y-Abc_1"
+    assert client.key_login_url(key) == f"{URL}/auth/key-v4/k3y-Abc_1"
+    assert client.login_page_url == f"{URL}/auth/login"
+    assert client.request_counts["auth.user.key.create"] == 1
+    assert redact("use k3y-Abc_1 now") == "use *** now"  # a credential from here on
+
+
+@pytest.mark.parametrize("answer", [{}, {"id": 3}, {"id": 3, "key": ""}, []])
+def test_a_key_answer_without_a_key_is_an_error(panel: responses.RequestsMock,
+                                                client: DciClient, answer: Any) -> None:
+    panel.post(f"{API}/auth/v4/user/42/key", status=201, json=answer)
+    with pytest.raises(DciError, match="without a key"):
+        client.create_login_key(42)
+
+
+@pytest.mark.parametrize("key", ["../admin", "a/b", "k?x=1", "k#f", "", "k e y"])
+def test_a_key_that_would_change_the_url_is_refused(client: DciClient, key: str) -> None:
+    with pytest.raises(DciError):
+        client.key_login_url(key)
+
+
+def test_a_refused_key_keeps_the_panels_status(panel: responses.RequestsMock,
+                                               client: DciClient) -> None:
+    panel.post(f"{API}/auth/v4/user/42/key", status=403,
+               json={"error": {"code": 1006, "msg": "Access denied"}})
+    with pytest.raises(DciError) as caught:
+        client.create_login_key(42)
+    assert caught.value.http_status == 403 and caught.value.value == "Access denied"
 
 
 def test_unknown_power_action(client: DciClient) -> None:

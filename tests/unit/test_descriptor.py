@@ -13,14 +13,17 @@ import pytest
 from lxml import etree
 
 from dci6_processing import protocol
+from dci6_processing.bookkeeping import Param
 from dci6_processing.errors import ErrorType
+from dci6_processing.lifecycle.panel_access import CREATED, EXISTING
 from dci6_processing.settings import ModuleSettings, TariffOptions
 
 LANGS = ("en", "ru")
 CONNECTION_FORM = "processing.edit.pmdci6"
 TARIFF_FORM = "pricelist.pmdci6"
 SERVICE_FORM = "dedic.pmdci6"
-SERVICE_PARAMS = ("dci_server_id", "hostname", "username", "password", "dci_manual")
+SERVICE_PARAMS = ("dci_server_id", "hostname", "username", "password", "dci_manual",
+                  "panel_url", "panel_login", "panel_password", "panel_account")
 TIMEOUTS = ("diagtimeout", "installtimeout_linux", "installtimeout_windows")
 CATALOGUE_SELECTS = ("configuration", "os_template", "ipv4_pool", "ipv6_pool", "diag_pool")
 CYRILLIC = re.compile("[\u0400-\u04ff]")
@@ -101,6 +104,16 @@ def test_service_form(descriptor: etree._ElementTree) -> None:
     assert tuple(inputs) == SERVICE_PARAMS
     assert inputs["password"].get("type") == "password"
     assert messages(descriptor, "en", SERVICE_FORM)["dci_server_id"] == "DCImanager server ID"
+    # the client's panel login, as activation saves it (lifecycle.panel_access)
+    assert inputs["panel_password"].get("type") == "password"
+    assert all(inputs[name].get("readonly") == "yes" for name in SERVICE_PARAMS[5:])
+    assert (Param.PANEL_URL, Param.PANEL_LOGIN, Param.PANEL_PASSWORD, Param.PANEL_ACCOUNT) \
+        == SERVICE_PARAMS[5:]
+    [slist] = descriptor.getroot().findall(f"metadata[@name='{SERVICE_FORM}']/slist")
+    assert slist.get("name") == Param.PANEL_ACCOUNT
+    assert [m.text for m in slist.findall("msg")] == [CREATED, EXISTING]
+    for lang in LANGS:
+        assert all(messages(descriptor, lang, SERVICE_FORM).get(v) for v in (CREATED, EXISTING))
 
 
 @pytest.mark.parametrize("lang", LANGS)

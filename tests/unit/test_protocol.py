@@ -134,3 +134,15 @@ def test_form_values_skip_structure() -> None:
         b"<doc><configuration>x</configuration><tparams><a>1</a></tparams><sok>ok</sok></doc>"
     )
     assert protocol.form_values(doc) == {"configuration": "x"}
+
+
+def test_control_panel_xml_has_the_shape_billmanager_reads() -> None:
+    reply = protocol.control_panel_xml("https://dci.example/auth/key-v4/k-1?a=1&b=<2>",
+                                       keyname="dci", name="DCImanager 6")
+    doc = etree.fromstring(reply)
+    assert [child.tag for child in doc] == ["url", "panelcount", "panelname"]
+    assert doc.findtext("url") == "https://dci.example/auth/key-v4/k-1?a=1&b=<2>"
+    assert doc.findtext("panelcount") == "1"
+    panel = doc.find("panelname")
+    assert panel is not None and (panel.get("keyname"), panel.text) == ("dci", "DCImanager 6")
+    assert b"&amp;" in reply and b"<2>" not in reply  # escaped, never raw markup

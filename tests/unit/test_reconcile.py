@@ -16,7 +16,13 @@ from typing import Any, Unpack, cast
 import pytest
 
 from dci6_processing.billing.port import BillingPort, SyncEntry
-from dci6_processing.bookkeeping import BookkeepingChanges, Param, ServiceBookkeeping, encode
+from dci6_processing.bookkeeping import (
+    POWER_WISH_OFF,
+    BookkeepingChanges,
+    Param,
+    ServiceBookkeeping,
+    encode,
+)
 from dci6_processing.dci.client import DciClient
 from dci6_processing.dci.errors import DciBusy, DciNotFound, DciUnreachable, PowerActionRejected
 from dci6_processing.dci.models import Server
@@ -74,11 +80,12 @@ def server(server_id: int = 10, *, power: str = "on", ports: str = "up",
 
 def entry(item: int = 1, *, status: int = ACTIVE, server_id: str = "10",
           addresses: tuple[str, ...] = ("203.0.113.10",), note: str = "",
-          email: str = CLIENT) -> SyncEntry:
+          email: str = CLIENT, client_stopped: bool = False) -> SyncEntry:
     return SyncEntry(item=item, status=status, pricelist=3, account_id=7, client_email=email,
                      addresses=frozenset(addresses),
                      bookkeeping=ServiceBookkeeping.from_params(
-                         {Param.SERVER_ID.value: server_id, Param.DRIFT.value: note}))
+                         {Param.SERVER_ID.value: server_id, Param.DRIFT.value: note,
+                          Param.POWER_WISH.value: POWER_WISH_OFF if client_stopped else ""}))
 
 
 # --- decisions ------------------------------------------------------------------------------
@@ -103,6 +110,19 @@ def test_the_guides_rule(status: int, power: str, ports: str,
                          expected: tuple[Correction, ...]) -> None:
     decided = assess(entry(status=status), server(power=power, ports=ports))
     assert decided == Assessment(corrections=expected)
+
+
+def test_a_server_its_client_stopped_stays_off() -> None:
+    stopped_by_client = entry(status=ACTIVE, client_stopped=True)
+    assert assess(stopped_by_client, server(power="off")) == Assessment(client_stopped=True)
+    # the ports are still the service's: an Active service's ports come up
+    assert assess(stopped_by_client, server(power="off", ports="down")) == Assessment(
+        corrections=(Correction.PORTS_UP,), client_stopped=True)
+    # on again (the client started it elsewhere): nothing to leave off, nothing to do
+    assert assess(stopped_by_client, server(power="on")) == Assessment()
+    # a Stopped service is powered off whatever its client wished
+    assert assess(entry(status=STOPPED, client_stopped=True), server(power="on", ports="down")
+                  ).corrections == (Correction.POWER_OFF,)
 
 
 def test_a_server_without_data_ports_only_gets_power_decisions() -> None:
@@ -370,7 +390,8 @@ def test_sync_lists_once_and_spends_one_request_per_correction(tmp_path: Path) -
     assert panel.request_counts == {"server.list": 3, "server.power": 2}
     assert figures(summary) == {"modules": "1", "checked": "7", "corrected": "2",
                                 "drifted": "0", "failed": "0", "skipped": "0",
-                                "requests": "5", "billing_reads": "3", "billing_writes": "0",
+                                "client_stopped": "0", "requests": "5",
+                                "billing_reads": "3", "billing_writes": "0",
                                 "seconds": figures(summary)["seconds"]}
     assert billing.bulk_reads == 1
     assert billing.single_reads == 2  # re-read under the lock, only for the ones acted on
@@ -671,3 +692,15 @@ def test_sync_item_leaves_a_service_that_is_not_live(tmp_path: Path) -> None:
     assert sync_item(invocation(tmp_path, billing, panel, command="sync_item", item=1)) is None
 
     assert panel.request_counts == {}
+
+
+def test_services_their_clients_stopped_are_counted_not_powered_on(tmp_path: Path) -> None:
+    servers = [server(10, power="off"), server(11, power="off", ports="down"),
+               server(12, power="off")]
+    entries = [entry(1, server_id="10", client_stopped=True),
+               entry(2, server_id="11", client_stopped=True),
+               entry(3, server_id="12")]
+    panel = FakePanel(servers)
+    summary = figures(run_sync(invocation(tmp_path, FakeBilling(entries), panel)))
+    assert panel.calls == [("server.switch_port", 11, True), ("server.power", 12, "on")]
+    assert (summary["client_stopped"], summary["corrected"], summary["checked"]) == ("1", "2", "3")

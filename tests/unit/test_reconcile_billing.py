@@ -33,6 +33,18 @@ def host(tmp_path: Path) -> BillmgrHost:
     return host
 
 
+def test_a_clients_stop_is_read_with_the_service(host: BillmgrHost) -> None:
+    host.add_live_services([
+        LiveService(101, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "17",
+                                                    "dci_power_wish": "off"}),
+        LiveService(102, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "18",
+                                                    "dci_power_wish": ""}),
+    ])
+    entries = VendorBilling(host.paths).services_for_sync(MODULE)
+    assert [(e.item, e.bookkeeping.client_stopped) for e in entries] == [(101, True),
+                                                                         (102, False)]
+
+
 def test_only_live_services_of_the_module_are_read(host: BillmgrHost) -> None:
     host.add_live_services([
         LiveService(101, MODULE, TARIFF, 7, ACTIVE, {"dci_server_id": "17", "ostempl": "2"},

@@ -28,6 +28,9 @@ Routes (all under `sim.url`; every route but login needs `x-xsrf-token: <token>`
     GET    /api/dci/v3/os_template                         os_template.list
     GET    /api/dci/v3/location                            location.list
     GET    /api/ip/v3/ippool                               ippool.list
+    POST   /api/auth/v4/user/{id}/key       {}             auth.user.key.create (201)
+    GET    /auth/key-v4/{key}                              page.key_login (browser, no token)
+    GET    /auth/login                                     page.login (browser, no token)
 
 Lists take `where`, `orderby` and `limit` (grammar and escaping rule in
 `dcisim.query`) and answer `{"list": [...], "size": <total>}`.
@@ -41,7 +44,7 @@ What the spec leaves open, and what this simulator chose (a real panel may diffe
 - String comparisons in `where` are case-insensitive (MySQL collation); evaluation uses SQL
   three-valued logic (a null field is neither EQ nor NE anything). `where` also narrows the
   servers counted by `server/configuration`. Unknown field names are a 400.
-- Any valid token may call any route (the sandbox has no per-role permissions); login works
+- Any valid token may call any route but key creation (no other per-role permissions); login works
   for the admin and for users created with a password.
 - Operations: install and diagnostics run on the panel clock (durations from the inventory,
   defaults 600 and 900 panel-seconds) times `time_scale`; with 0 they finish at the next
@@ -58,6 +61,11 @@ What the spec leaves open, and what this simulator chose (a real panel may diffe
 - Addresses: assigned ones have status "assigned"; entries carry `ippool`, `gateway` and
   `network` (the pool's network, or the subnet itself). IPv6 single addresses come from the
   pool's first /64 and subnets from the rest. Removing the last address is allowed.
+- Login keys: only an administrator's token may create one (403/1006 otherwise, or always
+  after `refuse_login_keys()`); a key is bound to its user, single use and valid an hour of
+  wall time (`expire_login_keys()` ends them). Opening `/auth/key-v4/<key>` answers 302 to `/`
+  with `Set-Cookie: ses6=<token>` of that user; a used, expired or unknown key is 403/1007.
+  Accepted power requests are recorded in order (`power_actions()`).
 - Users: roles are served exactly as the inventory gives them (array or "[@user]" string);
   users created over the API get the string form when their id is even.
 - Faults count down per matching request; a dropped request is logged with status 0 and is

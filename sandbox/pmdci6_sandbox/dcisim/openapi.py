@@ -96,6 +96,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "id": _string(), "token": _string(), "expires_at": _string(nullable=True),
         "confirmed": _BOOL}},
     "Created": {"type": "object", "properties": {"id": _INT}},
+    "LoginKey": {"type": "object", "properties": {"id": _INT, "key": _string()}},
     "Empty": {"type": "object"},
     "Started": {"type": "object", "properties": {"operation": _ref("Operation")}},
 }
@@ -143,6 +144,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "os_template.list": _list_of("OsTemplate"),
     "location.list": _list_of("Location"),
     "ippool.list": _list_of("IpPool"),
+    "auth.user.key.create": _ref("LoginKey"),
     "switch.port.list": _list_of("SwitchPort"),
 }
 

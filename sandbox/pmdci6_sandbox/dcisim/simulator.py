@@ -80,11 +80,21 @@ class Route:
                                           self.status, self.public), renames=self.renames)
 
 
+# the authenticated caller's user id, passed to the routes that depend on who asks
+CALLER = "caller"
+
+
 def _route(
     name: str, method: str, path: str, action: Action, status: int = 200, public: bool = False
 ) -> Route:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[0-9]+)", path)
     return Route(name, method, re.compile(f"{regex}/?"), action, status, public, path)
+
+
+# Browser pages (not the API): a key login opens a session and sends the browser on (inferred:
+# a 302 to the interface with the session cookie); the login form is a plain page.
+KEY_LOGIN_PAGE = re.compile(r"/auth/key-v4/(?P<key>[A-Za-z0-9_-]{1,512})/?")
+LOGIN_PAGE = re.compile(r"/auth/login/?")
 
 
 _SERVER = "/api/dci/v3/server/{server_id}"
@@ -127,6 +137,8 @@ ROUTES: tuple[Route, ...] = (
     _route("location.list", "GET", "/api/dci/v3/location",
            lambda s, a, q, b: s.list_locations(q)),
     _route("ippool.list", "GET", "/api/ip/v3/ippool", lambda s, a, q, b: s.list_pools(q)),
+    _route("auth.user.key.create", "POST", "/api/auth/v4/user/{user_id}/key",
+           lambda s, a, q, b: s.create_login_key(a[CALLER] or None, a["user_id"]), status=201),
     _route("switch.port.list", "GET", "/api/dci/v3/switch/{switch_id}/port",
            lambda s, a, q, b: s.list_switch_ports(a["switch_id"], q)),
 )  # fmt: skip
@@ -265,6 +277,8 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         body = self._read_body()
+        if method == "GET" and self._browser_page(parts.path, query):
+            return
         if method == "GET":
             page = openapi.serve(parts.path, simulator.routes)
             if page is not None:
@@ -306,9 +320,9 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
     ) -> tuple[int, str]:
         state = self.server.simulator.state
         try:
-            if route is None or not route.public:
-                if state.authenticate(self._token()) is None:
-                    raise PanelError(401, 1001, "Unauthorized")
+            caller = state.authenticate(self._token())
+            if (route is None or not route.public) and caller is None:
+                raise PanelError(401, 1001, "Unauthorized")
             if route is None:
                 if method_mismatch:
                     raise PanelError(405, 1000, "Bad request: method not allowed")
@@ -321,16 +335,43 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
                     raise PanelError(400, 1000, "Bad request: body is not JSON") from None
             body = route.standard_body(body)
             with state.lock:  # serialize live documents before another request changes them
-                return route.status, json.dumps(route.action(state, ids, query, body))
+                answer = route.action(state, {**ids, CALLER: caller or 0}, query, body)
+                return route.status, json.dumps(answer)
         except PanelError as error:
             return error.status, json.dumps(error.body())
         except Exception:
             log.exception("dcisim.internal_error", route=route.name if route else None)
             return 500, json.dumps(FAULT_ANSWERS[500].body())
 
-    def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
+    def _browser_page(self, path: str, query: dict[str, str]) -> bool:
+        """Serve a key login or the login form; False when the path is no such page."""
+        simulator = self.server.simulator
+        match = KEY_LOGIN_PAGE.fullmatch(path)
+        if match is not None:
+            try:
+                _, token = simulator.state.open_key_session(match["key"])
+            except PanelError as error:
+                simulator._log_request("GET", "/auth/key-v4/***", query, error.status,
+                                       "page.key_login")
+                self._send(error.status, json.dumps(error.body()).encode())
+                return True
+            simulator._log_request("GET", "/auth/key-v4/***", query, 302, "page.key_login")
+            self._send(302, b"", headers={"Location": "/",
+                                           "Set-Cookie": f"ses6={token}; Path=/; HttpOnly"})
+            return True
+        if LOGIN_PAGE.fullmatch(path):
+            simulator._log_request("GET", path, query, 200, "page.login")
+            self._send(200, b"<html><body><form>DCImanager 6 login</form></body></html>",
+                       content_type="text/html")
+            return True
+        return False
+
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json", *,
+              headers: dict[str, str] | None = None) -> None:
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -513,6 +554,30 @@ class DciSimulator:
 
     def exhaust_pool(self, pool_id: int) -> None:
         self.state.exhaust_pool(pool_id)
+
+    def power_actions(self, server_id: int | None = None) -> list[str]:
+        """The power requests the panel accepted (`power_on`, `power_off`, `power_reset`), in
+        order, for one server or (as "<id>:<action>") for all."""
+        with self.state.lock:
+            actions = list(self.state.power_actions)
+        if server_id is not None:
+            return [action for sid, action in actions if sid == server_id]
+        return [f"{sid}:{action}" for sid, action in actions]
+
+    def refuse_login_keys(self, refused: bool = True) -> None:
+        """Make the panel refuse key creation (403), as one without that right would."""
+        self.state.login_keys_refused = refused
+
+    def expire_login_keys(self) -> None:
+        self.state.expire_login_keys()
+
+    def session_user(self, token: str) -> dict[str, Any] | None:
+        """The user a session token belongs to (as the user list shows it), or None."""
+        user_id = self.state.authenticate(token)
+        if user_id is None:
+            return None
+        email = self.state.users[user_id].email
+        return self.state.user_by_email(email)
 
     def fail_operations(
         self, kind: str = "install", count: int = 1, reason: str = "Operation failed"

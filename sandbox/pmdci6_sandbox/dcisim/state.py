@@ -41,6 +41,7 @@ CONFIGURATION_FIELDS = ("configuration", "free_server_count")
 SWITCH_PORT_FIELDS = ("id", "server_id", "description", "admin_status", "oper_status",
                       "is_ipmi_connection")
 FREE_OPERATION_STATUSES = (None, "ok", "canceled")
+KEY_LIFETIME = 3600.0  # seconds a login key stays valid (DCImanager KB: one hour); not scaled
 
 
 class PanelError(Exception):
@@ -110,6 +111,13 @@ class _OperationRun:
 
 
 @dataclass
+class _LoginKey:
+    user_id: int
+    expires: float  # on the panel clock
+    used: bool = False
+
+
+@dataclass
 class _PowerChange:
     deadline: float
     target: str
@@ -169,6 +177,10 @@ class PanelState:
         self._runs: dict[int, _OperationRun] = {}
         self._power_changes: dict[int, _PowerChange] = {}
         self._tokens: dict[str, int] = {}
+        self._login_keys: dict[str, _LoginKey] = {}
+        self._next_key_id = 1
+        self.login_keys_refused = False  # fault: the panel will not make keys (e.g. no right)
+        self.power_actions: list[tuple[int, str]] = []  # accepted (server id, action)
         self._failures: dict[str, deque[str]] = {kind: deque() for kind in OPERATION_KINDS}
         self._hangs: Counter[str] = Counter()
 
@@ -221,6 +233,45 @@ class PanelState:
     def expire_tokens(self) -> None:
         with self.lock:
             self._tokens.clear()
+
+    def is_admin(self, user_id: int | None) -> bool:
+        with self.lock:
+            user = self.users.get(user_id) if user_id is not None else None
+            roles = user.roles if user is not None else []
+            text = roles if isinstance(roles, str) else " ".join(str(r) for r in roles)
+            return "@admin" in text
+
+    def create_login_key(self, caller: int | None, user_id: int) -> dict[str, Any]:
+        """A one-time key for `user_id` (DCImanager KB "sign in with a key"): single use,
+        valid KEY_LIFETIME seconds (expire_login_keys ends them early), bound to that user.
+        Only an administrator may ask (inferred)."""
+        with self.lock:
+            if self.login_keys_refused or not self.is_admin(caller):
+                raise PanelError(403, 1006, "Access denied: cannot create a key for this user",
+                                 {"id": user_id})
+            if user_id not in self.users:
+                raise not_found("User", user_id)
+            key = secrets.token_urlsafe(24)
+            self._login_keys[key] = _LoginKey(user_id, self.now() + KEY_LIFETIME)
+            key_id = self._next_key_id
+            self._next_key_id += 1
+            return {"id": key_id, "key": key}
+
+    def open_key_session(self, key: str) -> tuple[int, str]:
+        """Spend a key: (its user's id, a new session token of that user)."""
+        with self.lock:
+            entry = self._login_keys.get(key)
+            if entry is None or entry.used or self.now() >= entry.expires:
+                raise PanelError(403, 1007, "The key is invalid, used or expired")
+            entry.used = True
+            token = f"{entry.user_id}-{secrets.token_hex(16)}"
+            self._tokens[token] = entry.user_id
+            return entry.user_id, token
+
+    def expire_login_keys(self) -> None:
+        with self.lock:
+            for entry in self._login_keys.values():
+                entry.expires = self.now()
 
     def list_users(self, query: dict[str, str]) -> dict[str, Any]:
         with self.lock:
@@ -425,6 +476,7 @@ class PanelState:
                 )
             target = "off" if action == "off" else "on"
             self._power_changes[server_id] = _PowerChange(self._deadline("power"), target)
+            self.power_actions.append((server_id, f"power_{action}"))
             return {}
 
     # --- operations -------------------------------------------------------------------------

@@ -224,6 +224,16 @@ def postsuspend(iid: int):
     Mgrctl("service.postsuspend", elid=iid, sok="ok")
 
 
+def poststart(iid: int):
+    logger.info("Poststart %d", iid)
+    Mgrctl("service.poststart", elid=iid, sok="ok")
+
+
+def postreboot(iid: int):
+    logger.info("Postreboot %d", iid)
+    Mgrctl("service.postreboot", elid=iid, sok="ok")
+
+
 def set_manual_rerun(runningoperation: int, **kwargs):
     Mgrctl("runningoperation.setmanual", elid=runningoperation, sok="ok", **kwargs)
 
