@@ -104,12 +104,6 @@ class ServiceBookkeeping:
                               value=self.server_id_text)
         return self.server_id
 
-    @property
-    def our_operations(self) -> frozenset[int]:
-        """The operations this service started (a rerun waits on them, never stops them)."""
-        return frozenset(op for op in (self.install_operation, self.diag_operation)
-                         if op is not None)
-
 
 class BookkeepingChanges(TypedDict, total=False):
     """What pmdci6 writes: the fields of `ServiceBookkeeping` it owns (None clears one)."""

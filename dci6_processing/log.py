@@ -23,6 +23,7 @@ import structlog
 from dci6_processing.paths import MODULE_NAME, MgrPaths
 
 MASK = "***"
+# A key holding a secret contains one of these (case-insensitive)...
 SECRET_KEY_PARTS = (
     "password",
     "passwd",
@@ -31,14 +32,23 @@ SECRET_KEY_PARTS = (
     "cookie",
     "authorization",
     "xsrf",
-    "crypt",
+    r"(?:api|crypt|encryption|private)[_.-]?key",
 )
+# ...or is one of these names whole: session cookies (DCImanager's `ses6`, BILLmanager's
+# `billmgrses5`), BILLmanager's `auth` session id, `pwd`. Flags about secrets, such as
+# `crypted="yes"` or `crypted=on`, say nothing secret and stay readable.
+SECRET_KEY_NAMES = (r"(?:[a-z]*mgr)?ses\d*", "sesid", "auth", "pwd")
 
-# `password=x`, `"token": "x"`, `x-xsrf-token: x` inside free text (exception messages, URLs).
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?i)([\w.-]*(?:" + "|".join(SECRET_KEY_PARTS) + r")[\w.-]*[\"']?\s*[:=]\s*)"
-    r"(\"[^\"]*\"|'[^']*'|[^\s\"'&,;]+)"
-)
+_SECRET_KEY = re.compile(
+    r"(?i)(?:" + "|".join(SECRET_KEY_PARTS) + r")|^(?:" + "|".join(SECRET_KEY_NAMES) + r")$")
+
+# `password=x`, `"token": "x"`, `x-xsrf-token: x`, `ses6=x` inside free text (exception
+# messages, URLs, headers): a whole key, its separator and its value (an unclosed quote runs
+# to the end). Keys are matched whole and judged by _is_secret_key, so the scan stays linear
+# in the text's length (a key pattern around the secret parts backtracked quadratically: a
+# 10 kB word took 16 s).
+_ASSIGNMENT = re.compile(
+    r"(?<![\w.-])([\w.-]++)([\"']?\s*[:=]\s*)(\"[^\"]*\"?|'[^']*'?|[^\s\"'&,;]+)")
 
 # BILLmanager debug.conf levels (9 debug, 6 extinfo, 5 info, 4 warning, 3 error) -> logging levels.
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
@@ -60,8 +70,7 @@ def register_secret(value: str | None) -> None:
 
 
 def _is_secret_key(key: object) -> bool:
-    name = str(key).lower()
-    return any(part in name for part in SECRET_KEY_PARTS)
+    return _SECRET_KEY.search(str(key)) is not None
 
 
 def _mask_text(text: str) -> str:
@@ -69,7 +78,24 @@ def _mask_text(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    return _SECRET_ASSIGNMENT.sub(lambda found: found.group(1) + MASK, text)
+    return _mask_assignments(text)
+
+
+def _mask_assignments(text: str) -> str:
+    """`key=value` pairs with a secret key get their value masked; a pair whose key is not
+    secret is scanned on from its value (`a=password=x` masks x)."""
+    pieces: list[str] = []
+    position = 0
+    while (found := _ASSIGNMENT.search(text, position)) is not None:
+        value_start = found.start(3)
+        pieces.append(text[position:value_start])
+        if _is_secret_key(found.group(1)):
+            pieces.append(MASK)
+            position = found.end(3)
+        else:
+            position = value_start
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def redact(obj: Any) -> Any:

@@ -9,10 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+from dci6_processing import log
 from dci6_processing.paths import ROOT_ENV, MgrPaths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Secrets registered by other tests must not mask this test's text, and this test's
+    log file must not receive other tests' events (modules that configure logging use it
+    with `pytestmark = pytest.mark.usefixtures("isolated_logging")`)."""
+    monkeypatch.setattr(log, "_secrets", set())
+    yield
+    log.close()
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ class LoopbackServer:
         self._sock = socket.create_server(("127.0.0.1", 0), backlog=backlog)
         self.port = int(self._sock.getsockname()[1])
         self.connections = 0
+        self.finished = 0  # handlers that ended (the client hung up, or the server stopped)
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -46,6 +47,7 @@ class LoopbackServer:
             pass  # the client went away: that is how these tests end
         finally:
             conn.close()
+            self.finished += 1
 
     def close(self) -> None:
         self._stop.set()

@@ -45,6 +45,10 @@ class BillingPort(Protocol):
         """The service with its params, addons, tariff options and the client's e-mail.
         Raises ModuleError(service_not_found) when BILLmanager has no such item."""
 
+    def check_service_exists(self, item: int) -> None:
+        """One read (iteminfo): ModuleError(service_not_found) when BILLmanager has no such
+        item. Made before pmdci6 keeps any state for the item (its lock file)."""
+
     def module_settings(self, module: int) -> ModuleSettings:
         """The processing module's connection settings and parameters, validated."""
 

@@ -60,12 +60,21 @@ What the public sources show (C = confirmed there, I = inferred):
   public copy's `misc.postreboot` / `misc.poststart`) and `service.poststop` (C: a third-party
   module, GAGroupLLC/billmgr-teamspeak; the public copy has no `poststop`, so it goes through
   Mgrctl), each `elid=N sok=ok`.
+- Secrets never on mgrctl's command line (where any local user reads them with `ps`): mgrctl
+  takes a parameter's value from an environment variable, `-e '<param>=$<ENV_NAME>'`, after
+  the function's `<param>=<value>` pairs (C: "Syntax" on
+  https://www.ispsystem.com/docs/b6c/developer-section/mgrctl-utility; the example
+  `mgrctl -m ispmgr ftp.user.edit ... -e 'passwd=$SECRET_PASSWORD'` is on
+  https://ispmanager.com/docs/ispmanager/mgrctl-utility). The quotes there are the shell's:
+  the argument mgrctl gets is `passwd=$SECRET_PASSWORD`. A process's environment is readable
+  only by its owner and root (/proc/<pid>/environ is 0400), its argv by everyone.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -145,6 +154,23 @@ _VENDOR_POST = {
     "reboot": "postreboot",  # the public copy has postreboot and poststart, no poststop
     "start": "poststart",
 }
+
+
+SECRET_ENV_PREFIX = "PMDCI6_SECRET_"  # noqa: S105 -- a variable name prefix, no secret
+
+
+def mgrctl_command(mgrctl: Path, func: str, params: dict[str, Any],
+                   secrets: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """argv and the environment additions for `mgrctl -m billmgr <func> k=v ... out=bjson`
+    with every value of `secrets` passed as `-e '<param>=$<ENV_NAME>'`, never in argv."""
+    argv = [str(mgrctl), "-m", "billmgr", func,
+            *[f"{key}={value}" for key, value in params.items()], "out=bjson"]
+    env: dict[str, str] = {}
+    for number, (name, value) in enumerate(secrets.items()):
+        variable = f"{SECRET_ENV_PREFIX}{number}"
+        env[variable] = value
+        argv += ["-e", f"{name}=${variable}"]
+    return argv, env
 
 
 class _Vendor:
@@ -252,14 +278,14 @@ class VendorBilling:
         self._counted("write")
         return self._call(func, lambda: misc.Mgrctl(func, **kwargs))
 
-    def _mgrctl_secret(self, func: str, **kwargs: Any) -> None:
-        """What misc.Mgrctl does (mgrctl at the root, JSON out), logging nothing of the args."""
-        argv = [str(self.paths.mgrctl), "-m", "billmgr", func,
-                *[f"{key}={value}" for key, value in kwargs.items()], "out=bjson"]
+    def _mgrctl_secret(self, func: str, secrets: dict[str, str], **kwargs: Any) -> None:
+        """What misc.Mgrctl does (mgrctl at the root, JSON out), logging nothing of the args;
+        the `secrets` go through mgrctl's environment (`-e`), not its argv."""
+        argv, secret_env = mgrctl_command(self.paths.mgrctl, func, kwargs, secrets)
         self._counted("write")
         try:
             result = subprocess.run(argv, cwd=self.paths.root, capture_output=True, check=False,
-                                    timeout=MGRCTL_TIMEOUT)
+                                    timeout=MGRCTL_TIMEOUT, env={**os.environ, **secret_env})
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ModuleError(ErrorType.billing_failed, func, type(exc).__name__) from None
         reply: Any = None
@@ -280,16 +306,23 @@ class VendorBilling:
 
     # reading ------------------------------------------------------------------------------
 
-    def service(self, item: int) -> Service:
+    def _iteminfo(self, item: int) -> dict[str, Any]:
         misc = self._lib().misc
         self._counted("read")
         try:
             with self._db_lock:
-                info = misc.iteminfo(item)
+                info: dict[str, Any] = misc.iteminfo(item)
         except IndexError:
             raise ModuleError(ErrorType.service_not_found, "item", str(item)) from None
         except Exception as exc:
             raise _failure("iteminfo", exc) from exc
+        return info
+
+    def check_service_exists(self, item: int) -> None:
+        self._iteminfo(item)
+
+    def service(self, item: int) -> Service:
+        info = self._iteminfo(item)
         if info.get("processingmodule") is None:
             raise ModuleError(ErrorType.billing_failed, "processingmodule", str(item))
         params = {k: _text(v) for k, v in self._misc("itemparams", item).items()}
@@ -410,7 +443,7 @@ class VendorBilling:
             # neither misc.save_param (logs the value) nor misc.Mgrctl (the public copy logs the
             # whole command line at debug level): a secret goes straight to mgrctl
             self._mgrctl_secret(
-                "service.saveparam", sok="ok", elid=item, **{name: value}, crypted="on"
+                "service.saveparam", {name: value}, sok="ok", elid=item, crypted="on"
             )
         else:
             self._misc("save_param", item, name, value)

@@ -362,7 +362,8 @@ class DciClient:
         ok -> the server; failed or canceled -> OperationFailed with the panel's reason;
         a newer operation replacing ours -> OperationFailed (its outcome is unknown);
         still running at the deadline -> OperationTimedOut. A transient panel error while
-        polling does not end the wait: only the deadline does.
+        polling (busy, unreachable) does not end the wait: only the deadline does. A poll
+        past its request deadline (DeadlineExceeded) is not transient and ends the wait.
         """
         poll = poll or Backoff()
         deadline = poll.clock() + timeout
@@ -373,7 +374,7 @@ class DciClient:
             try:
                 last = self.server(server_id)
                 last_error = None
-            except (DciBusy, DciUnreachable) as exc:
+            except (DciBusy, DciUnreachable) as exc:  # never DeadlineExceeded: see above
                 last_error = exc
                 log.warning("dci.operation.poll_failed", server_id=server_id,
                             error=exc.type.value)
@@ -450,17 +451,31 @@ class DciClient:
                 params["orderby"] = orderby
             return _envelope(self._session.call(target, params=params), target.name)
 
+        previous_edges: tuple[Any, Any] | None = None
+
+        def checked(items: list[Any], offset: int) -> list[Any]:
+            nonlocal previous_edges
+            edges = (items[0], items[-1]) if items else None
+            if edges is not None and edges == previous_edges:
+                # a panel (or proxy) ignoring `limit` would be paged through forever
+                raise BadAnswer(f"the panel answered the same page again at offset {offset}",
+                                object=target.name,
+                                detail=f"{target.name}: the limit parameter is ignored")
+            previous_edges = edges
+            return items
+
         items, size = page(0, page_size)
         if workers > 1 and size is not None and items:
-            yield from items
+            yield from checked(items, 0)
             step = len(items)  # the panel's own page size, should it cap ours
             offsets = range(step, size, step)
-            for more, _ in map_bounded(lambda offset: page(offset, step), offsets, workers):
-                yield from more
+            pages = map_bounded(lambda offset: (offset, page(offset, step)[0]), offsets, workers)
+            for offset, more in pages:
+                yield from checked(more, offset)
             return
         offset = 0
         while True:
-            yield from items
+            yield from checked(items, offset)
             offset += len(items)
             if not items or (size is not None and offset >= size):
                 return

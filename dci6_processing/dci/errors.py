@@ -211,6 +211,7 @@ def clean_text(text: str, secrets: Iterable[str] = (), limit: int = MAX_PANEL_MS
         if secret:
             text = text.replace(secret, "***")
     text = str(redact(text))  # every secret registered in this process (client passwords too)
+    text = text[: 4 * limit]  # masked first (no secret cut in half); the rest is never shown
     text = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text
     ).strip()

@@ -4,6 +4,7 @@ parsing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -52,6 +53,25 @@ class Operation(_Model):
     status: str | None = None
     status_info: str | None = None
     progress_info: Any = None
+
+    @field_validator("status_info", mode="before")
+    @classmethod
+    def _status_info_as_text(cls, value: Any) -> str | None:
+        """The reason as text, whether the panel sends a string or (as ISPsystem's sample
+        answer shows) an object: `{}` is no reason, `{"msg": ...}` its message, any other
+        object its compact JSON."""
+        if value is None or isinstance(value, str):
+            return value or None
+        if isinstance(value, dict):
+            if not value:
+                return None
+            for key in ("msg", "message", "error", "reason", "description"):
+                text = value.get(key)
+                if isinstance(text, str) and text:
+                    return text
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, ensure_ascii=False, sort_keys=True)[:500]
+        return str(value)
 
     @property
     def is_running(self) -> bool:
@@ -157,6 +177,9 @@ def _roles(value: Any) -> list[str]:
     if isinstance(value, str):
         text = value.strip().strip("[]")
         return [part.strip().strip("'\"") for part in text.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        # pydantic turns a ValueError into a ValidationError (BadAnswer); a TypeError escapes
+        raise ValueError(f"roles must be a list or a string, not {type(value).__name__}")
     return [str(part) for part in value]
 
 

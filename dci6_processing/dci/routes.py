@@ -159,7 +159,9 @@ SERVER_READS: tuple[Field, ...] = (
     Field("power_status", "string", _POWER),
     Field("operation.id", "integer"),
     Field("operation.status", "string", _OPERATION),
-    Field("operation.status_info", "string"),
+    # ISPsystem's sample answer (docs "examples of API use") shows status_info as an object
+    # ({}); our panels' and the simulator's as text or null: models.Operation reads either.
+    Field("operation.status_info", "any"),
     Field("operation.progress_info", "any"),
     Field("os_template.id", "integer"),
     Field("os_template.name", "string"),

@@ -78,7 +78,8 @@ MAX_503_DELAY = 2.0
 DROPPED_GET_RETRIES = 2
 DROPPED_RETRY_DELAY = 0.1
 MAX_RETRY_AFTER = 30.0  # seconds: a panel's Retry-After is honoured up to this
-BODY_CHUNK = 64 * 1024
+BODY_CHUNK = 64 * 1024  # the most one read of a body asks for
+BODY_SEGMENT = 1024 * 1024  # a body is held in pieces of this size (_BoundedBody)
 MIB = 1024 * 1024
 
 _warned_insecure: set[str] = set()
@@ -409,11 +410,11 @@ class DciSession:
         if not response.content:
             return {}
         try:
-            return response.json()
-        except ValueError:
+            return _decoded_json(response)
+        except ValueError as exc:
             raise BadAnswer("the panel's answer is not JSON", object=subject,
                             http_status=response.status_code,
-                            detail=f"{target.name}: non-JSON body") from None
+                            detail=f"{target.name}: {exc}"[:200]) from None
 
     def _raise(self, target: Route, path: str, response: requests.Response, *,
                subject: str, detail: str = "") -> NoReturn:
@@ -550,7 +551,7 @@ class DciSession:
             raise self._too_large(target, response)
         raw = response.raw
         read1 = getattr(raw, "read1", None)
-        body = bytearray()  # one growing buffer: memory stays near the limit at worst
+        body = _BoundedBody()
         while True:
             remaining = self._remaining(target)
             _tighten_socket(raw, min(self.limits.read_timeout, remaining))
@@ -567,14 +568,42 @@ class DciSession:
                     object=self.host, detail=f"{target.name}: body read failed") from None
             if not chunk:
                 break
-            if len(body) + len(chunk) > limit:
-                raise self._too_large(target, response)
-            body += chunk
-        response._content = bytes(body)  # requests' own slot: .content / .json() use it
+            if body.size + len(chunk) > limit:
+                raise self._too_large(target, response)  # the caller drops the connection
+            body.add(chunk)
+        response._content = body.join()  # requests' own slot: .content / .json() use it
 
     def _too_large(self, target: Route, response: requests.Response) -> AnswerTooLarge:
         return AnswerTooLarge(route=target.name, limit=self.limits.max_answer_bytes,
                               http_status=response.status_code)
+
+
+class _BoundedBody:
+    """An answer's bytes in segments of BODY_SEGMENT: no buffer larger than a segment is ever
+    copied to grow, and a flood of tiny reads costs no more than its bytes, so the memory an
+    answer holds before the limit cuts it is the limit plus one segment."""
+
+    def __init__(self) -> None:
+        self._full: list[bytearray] = []
+        self._current = bytearray()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            room = BODY_SEGMENT - len(self._current)
+            self._current += view[:room]
+            view = view[room:]
+            if len(self._current) == BODY_SEGMENT:
+                self._full.append(self._current)
+                self._current = bytearray()
+
+    def join(self) -> bytes:
+        """The whole body, copied once."""
+        if not self._full:
+            return bytes(self._current)
+        return b"".join([*self._full, self._current])
 
 
 def _tighten_socket(raw: Any, seconds: float) -> None:
@@ -603,9 +632,20 @@ def _retry_after(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _json_or_none(response: requests.Response) -> Any:
+def _decoded_json(response: requests.Response) -> Any:
+    """The body as JSON. ValueError when it is not JSON, including JSON nested deeper than
+    Python's parser goes (it raises RecursionError: a hostile `[[[[...` must not escape)."""
     try:
         return response.json()
+    except RecursionError:
+        raise ValueError("non-JSON body: nested too deep to parse") from None
+    except ValueError:
+        raise ValueError("non-JSON body") from None
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return _decoded_json(response)
     except ValueError:
         return None
 

@@ -12,6 +12,7 @@ import string
 
 import structlog
 
+from dci6_processing import validation
 from dci6_processing.dci.models import IpFamily, Operation, OsFamily, OsTemplate, Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
@@ -72,6 +73,7 @@ def open_service(inv: Invocation) -> bytes | None:
 
 
 def activate(ctx: ServiceContext) -> None:
+    hostname_for(ctx)  # a bad name from the order fails before the panel is touched
     tariff = ctx.tariff
     if tariff.check_email_verified and not ctx.service.client_email_verified:
         raise ModuleError(ErrorType.email_not_verified, object=ctx.service.client_email)
@@ -84,7 +86,7 @@ def activate(ctx: ServiceContext) -> None:
     step(PORTS_ON)
     power_on(ctx, server)
     step(POWERED_ON)
-    stop_foreign_operation(ctx, server)
+    stop_foreign_operation(ctx, server, ours=OperationKind.INSTALL)
     step(OPERATION_STOPPED)
     ips = ensure_ips(ctx, ctx.dci.server(server.id))
     server = install_os(ctx, ctx.dci.server(server.id), template)
@@ -121,14 +123,17 @@ def root_password(ctx: ServiceContext) -> str:
     return password
 
 
-def hostname_for(ctx: ServiceContext, server: Server) -> str:
-    return ctx.order.hostname or f"srv{ctx.item}"
+def hostname_for(ctx: ServiceContext) -> str:
+    """The order's host name, RFC 1123-checked (msg_error_bad_hostname), else srv<item>."""
+    if ctx.order.hostname:
+        return validation.hostname(ctx.order.hostname)
+    return f"srv{ctx.item}"
 
 
 def install_os(ctx: ServiceContext, server: Server, template: OsTemplate) -> Server:
     """Start (or keep waiting for) the install of `template`, unless it already completed."""
     password = root_password(ctx)
-    hostname = hostname_for(ctx, server)
+    hostname = hostname_for(ctx)
 
     def start() -> Operation:
         return ctx.dci.install_os(server.id, template_id=template.id, password=password,
@@ -156,7 +161,7 @@ def _report_open(ctx: ServiceContext, server: Server, template: OsTemplate,
         raise ModuleError(ErrorType.pool_exhausted, object=str(server.id),
                           detail="the server has no address to hand to the client")
     username = "Administrator" if template.os_family == OsFamily.WINDOWS else "root"
-    ctx.billing.save_param(ctx.item, "hostname", hostname_for(ctx, server))
+    ctx.billing.save_param(ctx.item, "hostname", hostname_for(ctx))
     ctx.billing.save_param(ctx.item, "username", username)
     ctx.billing.save_param(ctx.item, "ostempl", str(template.id))
     step(PARAMS_SAVED)

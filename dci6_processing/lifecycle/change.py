@@ -10,7 +10,7 @@ import structlog
 
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle.activate import install_os
+from dci6_processing.lifecycle.activate import hostname_for, install_os
 from dci6_processing.lifecycle.common import (
     ServiceContext,
     client_server,
@@ -48,6 +48,7 @@ def change_service(inv: Invocation) -> bytes | None:
 
 
 def change(ctx: ServiceContext) -> None:
+    hostname_for(ctx)  # a bad name from the order fails before anything is changed
     server = client_server(ctx)
     wanted_configuration = ctx.tariff.configuration
     if server.configuration and server.configuration != wanted_configuration:

@@ -174,6 +174,14 @@ def service_lock(paths: MgrPaths, item: int, *,
                 os.ftruncate(fd, len(stamp))
 
 
+def existing_service_lock(inv: Invocation) -> AbstractContextManager[HeldServiceLock]:
+    """The lock of the invocation's service, once BILLmanager confirms the item exists: no
+    lock file (no state at all) for an item it does not have (msg_error_service_not_found)."""
+    item = inv.require_item()
+    inv.billing().check_service_exists(item)
+    return service_lock(inv.paths, item)
+
+
 def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,
                    steps: OperationSteps) -> None:
     """Load the service under its lock and act on it through `steps`; an exempted service
@@ -183,7 +191,7 @@ def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,
     this one stops a single service: the operation becomes a task for the module's department.
     """
     item = inv.require_item()
-    with service_lock(inv.paths, item):
+    with existing_service_lock(inv):
         ctx = load_service(inv)
         if ctx.service.bookkeeping.manual:
             log.warning("service.exempt", command=inv.command)

@@ -78,11 +78,15 @@ def record_operation(ctx: ServiceContext, kind: OperationKind, operation_id: int
     ctx.refresh()
 
 
-def stop_foreign_operation(ctx: ServiceContext, server: Server) -> bool:
-    """Stop a running operation unless it is the one this service started (a rerun waits on it)."""
+def stop_foreign_operation(ctx: ServiceContext, server: Server, *, ours: OperationKind) -> bool:
+    """Stop a running operation unless it is the one this command's rerun waits on: the
+    operation this service recorded as `ours` (open: its install; close: its diagnostics).
+
+    Anything else is stopped, the service's other recorded operation included: close must stop
+    the install an open with no_wait_install left running, or the wipe is refused.
+    """
     op = server.operation
-    ours = ctx.service.bookkeeping.our_operations
-    if op is None or not op.is_running or op.id in ours:
+    if op is None or not op.is_running or op.id == our_operation_id(ctx, ours):
         return False
     ctx.dci.stop_operation(server.id)
     log.info("operation.stopped", server_id=server.id, operation_id=op.id)

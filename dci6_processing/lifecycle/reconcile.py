@@ -56,6 +56,7 @@ from dci6_processing.errors import ErrorType, LockBusy, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.lifecycle.common import (
     ServiceContext,
+    existing_service_lock,
     file_lock,
     load_service,
     service_lock,
@@ -313,7 +314,7 @@ def _server_or_none(dci: DciClient, server_id: int | None) -> Server | None:
 def sync_item(inv: Invocation) -> bytes | None:
     """Reconcile one service; drift is reported (status message), not an error."""
     item = inv.require_item()
-    with service_lock(inv.paths, item):
+    with existing_service_lock(inv):
         ctx = load_service(inv)
         entries = ctx.billing.services_for_sync(ctx.service.module, item=item)
         if not entries:

@@ -116,7 +116,7 @@ def _teardown(ctx: ServiceContext, server: Server) -> Server:
     step(PORTS_ON)
     power_on(ctx, server)
     step(POWERED_ON)
-    stop_foreign_operation(ctx, server)
+    stop_foreign_operation(ctx, server, ours=OperationKind.DIAG)
     step(OPERATION_STOPPED)
     release_ips(ctx, ctx.dci.server(server.id))
     server = _wipe(ctx, ctx.dci.server(server.id))

@@ -132,8 +132,13 @@ class BillmgrHost:
         target.mkdir(parents=True, exist_ok=True)
         for source in sorted(_vendor_source().glob("*.py")):
             shutil.copyfile(source, target / source.name)
+        # `-S`: no site import (the venv's .pth files and editable finders cost more than the
+        # call itself); the package's own directory is put on sys.path instead. The store
+        # needs only the standard library.
         script = _mgrctl_source().read_text().split("\n", 1)[1]
-        paths.mgrctl.write_text(f"#!{sys.executable}\n{script}")
+        home = Path(str(resources.files("pmdci6_sandbox"))).resolve().parent
+        paths.mgrctl.write_text(f"#!{sys.executable} -S\nimport sys\n"
+                                f"sys.path.insert(0, {str(home)!r})\n{script}")
         os.chmod(paths.mgrctl, 0o755)  # noqa: S103 -- an executable, like the real sbin/mgrctl
         descriptor = descriptor or default_descriptor()
         if descriptor is not None:

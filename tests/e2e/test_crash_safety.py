@@ -18,6 +18,7 @@ import pytest
 
 from dci6_processing.lifecycle.common import FAILPOINT_EXIT_CODE
 from dci6_processing.lifecycle.operations import STEP_LISTS
+from pmdci6_sandbox.dcisim.state import is_free
 from tests.e2e.conftest import CLIENT_EMAIL, Sandbox
 from tests.e2e.test_lifecycle import ACTIVE, DELETED, STOPPED, ok, permanent_ips
 
@@ -201,6 +202,31 @@ def test_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, command: str,
     scenario.crashed(sandbox, item, step)
     ok(sandbox.run(command, item))
     scenario.finished(sandbox, item)
+
+
+def _installing_service_to_close(sandbox: Sandbox) -> int:
+    """An open with no_wait_install whose install still runs: the service records it as its
+    own, and close must stop it all the same (issue 10 point 4)."""
+    item = sandbox.order_on_tariff(206, 14, no_wait_install="on")
+    sandbox.sim.hang_operations(kind="install", count=1)
+    ok(sandbox.run("open", item))
+    operation = sandbox.server_of(item)["operation"]
+    assert isinstance(operation, dict) and operation["status"] == "running"
+    return item
+
+
+CLOSE_CASES = list(STEP_LISTS["close"].names)
+
+
+@pytest.mark.parametrize("step", CLOSE_CASES)
+def test_close_killed_after_any_step_while_opens_install_runs_finishes_on_rerun(
+        sandbox: Sandbox, step: str) -> None:
+    item = _installing_service_to_close(sandbox)
+    crash(sandbox, "close", item, step)
+    _close_crashed(sandbox, item, step)
+    ok(sandbox.run("close", item))
+    _closed(sandbox, item)
+    assert is_free(sandbox.server_of(item))
 
 
 def _steps_logged(sandbox: Sandbox, since: int) -> list[str]:

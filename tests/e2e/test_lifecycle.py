@@ -277,3 +277,61 @@ def test_a_tariff_without_a_pool_fails_before_any_server_is_touched(sandbox: San
     assert error_type(result) == "invalid_param" and b"ipv4_pool" in result.stdout
     assert not sandbox.host.service(122).params.get("dci_server_id")
     assert not [s for s in sandbox.sim.servers() if s["owner_email"] == CLIENT_EMAIL]
+
+
+def test_close_right_after_a_no_wait_open_stops_the_install_and_wipes(sandbox: Sandbox) -> None:
+    """Issue 10 point 4: the install open started (and recorded as the service's own) is
+    stopped by close; only close's own diagnostics count as ours, so the wipe runs."""
+    from pmdci6_sandbox.dcisim.state import is_free
+
+    sandbox.order_on_tariff(123, 13, no_wait_install="on")
+    sandbox.sim.hang_operations(kind="install", count=1)
+    ok(sandbox.run("open", 123))
+    install = sandbox.server_of(123)["operation"]
+    assert isinstance(install, dict) and install["status"] == "running"
+    assert sandbox.host.service(123).params["dci_install_operation"] == str(install["id"])
+    sandbox.sim.clear_requests()
+
+    ok(sandbox.run("close", 123))
+    routes = [request.route for request in sandbox.sim.requests]
+    assert routes.index("server.operation.stop") < routes.index("server.operation.diag")
+    server = sandbox.server_of(123)
+    operation = server["operation"]
+    assert isinstance(operation, dict)
+    assert operation["id"] != install["id"] and operation["status"] == "ok"  # the wipe
+    assert server["os_template"] is None  # disks cleaned
+    assert server["owner"] is None and not server["owner_email"]
+    assert permanent_ips(server, "ipv4") == []
+    assert is_free(server)
+    assert sandbox.host.service(123).status == DELETED
+
+
+def _panel_changes(sandbox: Sandbox) -> list[str]:
+    return [r.route for r in sandbox.sim.requests if r.method != "GET" and r.route != "auth.token"]
+
+
+def test_a_bad_hostname_fails_open_before_the_panel_is_touched(sandbox: Sandbox) -> None:
+    item = sandbox.order(124, params={"ostempl": "2", "hostname": "web_01.example.com"})
+    before = sandbox.sim.servers()
+    sandbox.sim.clear_requests()
+    result = sandbox.run("open", item)
+    assert error_type(result) == "bad_hostname" and b"web_01.example.com" in result.stdout
+    assert sandbox.sim.servers() == before
+    assert _panel_changes(sandbox) == []
+    record = sandbox.host.service(item)
+    assert record.status != ACTIVE and "dci_server_id" not in record.params
+    assert record.events == []  # nothing written in BILLmanager either
+
+
+def test_a_bad_hostname_fails_setparam_before_anything_changes(sandbox: Sandbox) -> None:
+    item = sandbox.order(125, params={"ostempl": "1", "hostname": "srv125.example.com"})
+    ok(sandbox.run("open", item))
+    sandbox.host.set_addon(item, "ip", "2")
+    sandbox.host.set_param(item, "ostempl", "4")
+    sandbox.host.set_param(item, "hostname", "-bad-.example.com")
+    before, events = sandbox.sim.servers(), sandbox.host.service(item).events
+    sandbox.sim.clear_requests()
+    assert error_type(sandbox.run("setparam", item)) == "bad_hostname"
+    assert sandbox.sim.servers() == before
+    assert _panel_changes(sandbox) == []
+    assert sandbox.host.service(item).events == events

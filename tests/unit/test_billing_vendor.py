@@ -12,7 +12,7 @@ import pytest
 
 from dci6_processing import log
 from dci6_processing.billing.port import BillingIp, BillingPort
-from dci6_processing.billing.vendor import VendorBilling
+from dci6_processing.billing.vendor import VendorBilling, mgrctl_command
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.paths import MgrPaths
 from pmdci6_sandbox.billmgr_host import BillmgrHost
@@ -101,6 +101,13 @@ def test_unknown_service(billing: VendorBilling) -> None:
     assert (caught.value.type, caught.value.value) == (ErrorType.service_not_found, "4242")
 
 
+def test_check_service_exists(billing: VendorBilling) -> None:
+    billing.check_service_exists(ITEM)
+    with pytest.raises(ModuleError) as caught:
+        billing.check_service_exists(4242)
+    assert (caught.value.type, caught.value.value) == (ErrorType.service_not_found, "4242")
+
+
 def test_service_of_an_account_without_user(host: BillmgrHost, billing: VendorBilling) -> None:
     conn = sqlite3.connect(host.store_path)
     try:
@@ -176,6 +183,17 @@ def test_save_param(host: BillmgrHost, billing: VendorBilling) -> None:
     vendor_log = host.root / "var" / "billmgr-vendor.log"
     assert ROOT_PASSWORD not in (vendor_log.read_text() if vendor_log.exists() else "")
     assert billing.service(ITEM).params["password"] == ROOT_PASSWORD
+
+
+def test_a_secret_reaches_mgrctl_through_its_environment_not_its_argv() -> None:
+    argv, env = mgrctl_command(Path("/usr/local/mgr5/sbin/mgrctl"), "service.saveparam",
+                               {"sok": "ok", "elid": 42, "crypted": "on"},
+                               {"password": ROOT_PASSWORD, "rootkey": PANEL_PASSWORD})
+    assert argv == ["/usr/local/mgr5/sbin/mgrctl", "-m", "billmgr", "service.saveparam",
+                    "sok=ok", "elid=42", "crypted=on", "out=bjson",
+                    "-e", "password=$PMDCI6_SECRET_0", "-e", "rootkey=$PMDCI6_SECRET_1"]
+    assert env == {"PMDCI6_SECRET_0": ROOT_PASSWORD, "PMDCI6_SECRET_1": PANEL_PASSWORD}
+    assert not any(ROOT_PASSWORD in word or PANEL_PASSWORD in word for word in argv)
 
 
 def test_save_bookkeeping_writes_each_field_once_and_the_password_crypted(

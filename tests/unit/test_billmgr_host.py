@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import stat
 import subprocess
@@ -45,6 +46,22 @@ def host(tmp_path: Path) -> BillmgrHost:
 
 # layout and modes ---------------------------------------------------------------------------
 
+def test_mgrctl_starts_without_site_and_imports_no_network_library(tmp_path: Path) -> None:
+    """The stand-in runs for every BILLmanager call of every e2e test: it must stay cheap (no
+    site, no urllib/http import) and still work outside the virtualenv's site-packages."""
+    host = BillmgrHost.create(tmp_path / "mgr5")
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    result = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
+                            capture_output=True, text=True, check=False, env=env)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "pmdci6_sandbox.store" in imported, result.stderr[-2000:]
+    assert not imported & {"site", "urllib.request", "http.client", "email", "requests"}
+    run = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and 'type="missed"' in run.stdout, run
+
+
 def test_create_lays_out_a_mgr5_tree(tmp_path: Path) -> None:
     descriptor = tmp_path / "descriptor.xml"
     descriptor.write_text("<mgrdata/>")
@@ -55,7 +72,7 @@ def test_create_lays_out_a_mgr5_tree(tmp_path: Path) -> None:
     assert host.paths.descriptor.read_text() == "<mgrdata/>"
     assert (root / "var").is_dir() and host.paths.processing_dir.is_dir()
     first_line = host.paths.mgrctl.read_text().splitlines()[0]
-    assert first_line == f"#!{sys.executable}"
+    assert first_line == f"#!{sys.executable} -S"  # no site: the store needs only the stdlib
     assert mode(host.paths.mgrctl) == 0o755
 
 
@@ -198,6 +215,34 @@ def test_saveparam_both_spellings(host: BillmgrHost) -> None:
                   "value=root").returncode == 0
     params = host.service(42).params
     assert params["hostname"] == "srv1" and params["username"] == "root"
+
+
+def test_a_param_from_the_environment_as_mgrctl_documents_it(host: BillmgrHost) -> None:
+    """`-e '<param>=$<ENV_NAME>'` (ispsystem.com/docs/b6c/developer-section/mgrctl-utility):
+    the value comes from the variable, the argv holds only its name."""
+    result = subprocess.run(
+        [str(host.paths.mgrctl), "-m", "billmgr", "service.saveparam", "elid=42", "sok=ok",
+         "crypted=on", "out=bjson", "-e", "password=$ROOT_SECRET"],
+        cwd=host.root, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "ROOT_SECRET": SECRET},
+    )
+    assert result.returncode == 0, result.stderr
+    assert host.service(42).params["password"] == SECRET
+    assert "password" in host.service(42).crypted_params
+
+
+@pytest.mark.parametrize(("argv", "why"), [
+    (["service.saveparam", "elid=42", "sok=ok", "-e", "password=$NOT_SET_ANYWHERE"],
+     "environment variable NOT_SET_ANYWHERE is not set"),
+    (["service.saveparam", "elid=42", "sok=ok", "-e", "password=plain"], "-e wants"),
+    (["service.saveparam", "elid=42", "sok=ok", "-e", "password=$1BAD"], "-e wants"),
+    (["-e", "password=$HOME", "service.saveparam", "elid=42"], "unexpected argument"),
+])
+def test_a_bad_environment_param_is_refused(host: BillmgrHost, argv: list[str],
+                                            why: str) -> None:
+    result = mgrctl(host, *argv)
+    assert result.returncode == 2 and why in result.stderr
+    assert "password" not in host.service(42).params
 
 
 def test_secrets_are_masked_in_the_event_log(host: BillmgrHost) -> None:

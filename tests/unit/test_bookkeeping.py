@@ -11,7 +11,7 @@ from dci6_processing.errors import ErrorType, ModuleError
 def test_a_service_without_params_has_an_empty_record() -> None:
     record = ServiceBookkeeping.from_params({})
     assert record == ServiceBookkeeping()
-    assert record.recorded_server() is None and record.our_operations == frozenset()
+    assert record.recorded_server() is None
 
 
 def test_params_are_read_into_typed_fields() -> None:
@@ -22,7 +22,6 @@ def test_params_are_read_into_typed_fields() -> None:
     })
     assert (record.server_id, record.server_id_text) == (42, "42")
     assert (record.install_operation, record.diag_operation) == (7, 9)
-    assert record.our_operations == frozenset({7, 9})
     assert record.drift == "DCImanager drift: x" and record.root_password == "pw"
     assert record.manual is True
     assert "pw" not in repr(record)

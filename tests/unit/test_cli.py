@@ -10,17 +10,16 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import structlog
 from click.testing import CliRunner
 from lxml import etree
 
-from dci6_processing import cli, commands, log
+from dci6_processing import cli, commands
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
 from dci6_processing.paths import MgrPaths
@@ -52,15 +51,7 @@ HANDLERS_SOURCE = textwrap.dedent(
 _module_numbers = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Secrets registered by other tests must not mask this test's text, and this test's
-    log file must not receive other tests' events."""
-    monkeypatch.setattr(log, "_secrets", set())
-    yield
-    log.close()
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+pytestmark = pytest.mark.usefixtures("isolated_logging")
 
 
 @pytest.fixture
@@ -203,13 +194,17 @@ def test_commands_marked_with_the_service_lock_take_it(
     monkeypatch: pytest.MonkeyPatch, mgr_root: MgrPaths, name: str
 ) -> None:
     """With the service's lock held elsewhere, the command answers server_busy before it
-    loads anything: it really goes through lifecycle.common.service_lock."""
+    loads the service (only its existence is checked first): it really goes through
+    lifecycle.common.service_lock."""
     import fcntl
     import os
 
     from dci6_processing.lifecycle import common
 
     monkeypatch.setattr(common.service_lock, "__kwdefaults__", {"wait_seconds": 0})
+    checked: list[int] = []
+    existing = SimpleNamespace(check_service_exists=checked.append)
+    monkeypatch.setattr(Invocation, "billing", lambda inv: existing)
     lock = common.item_lock_path(mgr_root, 5)
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
@@ -220,6 +215,7 @@ def test_commands_marked_with_the_service_lock_take_it(
         os.close(fd)
     assert code == 1
     assert error_of(reply)[:2] == ("server_busy", "service 5")
+    assert checked == [5]
 
 
 def test_help_lists_every_protocol_command_from_the_registry() -> None:

@@ -17,6 +17,7 @@ from dci6_processing.dci.errors import (
     DciConflict,
     DciError,
     DciNotFound,
+    DeadlineExceeded,
     NoSwitchConnection,
     OperationFailed,
     OperationTimedOut,
@@ -470,6 +471,22 @@ def test_wait_failed_carries_the_panel_reason(
     assert caught.value.object == "1"
 
 
+@pytest.mark.parametrize(("status_info", "reason"), [
+    ({}, "failed"),  # ISPsystem's sample answer shows status_info as an empty object
+    ({"msg": "disk /dev/sda failed SMART"}, "disk /dev/sda failed SMART"),
+    ({"code": 7, "step": "partitioning"}, '{"code": 7, "step": "partitioning"}'),
+    ("", "failed"),
+])
+def test_wait_failed_reads_status_info_as_text_or_object(
+    panel: responses.RequestsMock, client: DciClient, status_info: Any, reason: str
+) -> None:
+    poll_answers(panel, {"id": 7, "status": "running", "status_info": {}},
+                 {"id": 7, "status": "failed", "status_info": status_info})
+    with pytest.raises(OperationFailed) as caught:
+        client.wait_for_operation(1, timeout=600, operation_id=7, poll=FakeTime().backoff())
+    assert caught.value.value == reason
+
+
 def test_wait_canceled_is_failed(panel: responses.RequestsMock, client: DciClient) -> None:
     poll_answers(panel, {"id": 7, "status": "canceled"})
     with pytest.raises(OperationFailed, match="canceled"):
@@ -518,6 +535,26 @@ def test_wait_timeout_while_the_panel_is_busy(panel: responses.RequestsMock) -> 
     poll_answers(panel, 503)
     with pytest.raises(OperationTimedOut, match="unreachable while waiting"):
         client.wait_for_operation(1, timeout=3, operation_id=7, poll=FakeTime().backoff())
+
+
+def test_wait_ends_at_a_request_deadline_instead_of_polling_again(
+    panel: responses.RequestsMock, client: DciClient
+) -> None:
+    """A poll whose answer trickles past the request deadline is not transient: polling
+    again would only spend another deadline on the same panel."""
+    fake = FakeTime()
+    client._session._clock = fake.clock
+
+    def trickling(request: Any) -> tuple[int, dict[str, str], str]:
+        fake.now += 500  # the answer took longer than the whole 120 s deadline
+        return 200, {}, json.dumps(server_json(1, operation={"id": 7, "status": "running"}))
+
+    panel.add_callback(responses.GET, f"{API}/dci/v3/server/1", callback=trickling)
+    with pytest.raises(DeadlineExceeded) as caught:
+        client.wait_for_operation(1, timeout=3600, operation_id=7, poll=fake.backoff())
+    assert caught.value.type is ErrorType.panel_timeout
+    assert client.request_counts["server.get"] == 1
+    assert fake.sleeps == []
 
 
 def test_wait_does_not_swallow_other_errors(panel: responses.RequestsMock,

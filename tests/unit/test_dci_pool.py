@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import json
 import random
 import threading
 import time
@@ -13,12 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import responses
 
 from dci6_processing.dci.client import DciClient
-from dci6_processing.dci.errors import DciUnreachable
+from dci6_processing.dci.errors import BadAnswer, DciUnreachable
 from dci6_processing.dci.pool import HttpSessions, PanelGate, map_bounded
 from dci6_processing.dci.session import Limits
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory
+from tests.unit.test_dci_fuzz import API, LOGIN, SERVER, URL
 
 
 class Occupancy:
@@ -305,3 +308,16 @@ def test_each_thread_has_its_own_deadline(sim: DciSimulator) -> None:
         pytest.fail(f"the second thread ran out of the first one's deadline: {exc}")
     first.join(10)
     assert (outcome, second) == ([1], 2)
+
+
+def test_pages_fetched_side_by_side_still_catch_a_panel_ignoring_the_limit() -> None:
+    body = json.dumps({"list": [SERVER], "size": 50})  # the same page at every offset
+    with responses.RequestsMock() as mock:
+        mock.post(LOGIN, json={"token": "6-abc"})
+        mock.get(f"{API}/dci/v3/server", body=body)
+        dci = DciClient(URL, "admin@example.com", "Admin-pw-1", backoff=0.0, retries_503=1,
+                        concurrency=4)
+        with pytest.raises(BadAnswer, match="same page again at offset 1"):
+            list(dci.iter_servers(page_size=1, concurrent_pages=True))
+        pages = [call for call in mock.calls if "/dci/v3/server" in call.request.url]
+    assert len(pages) < 50  # stopped within the window, not after every page

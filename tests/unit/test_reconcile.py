@@ -328,6 +328,10 @@ class FakeBilling:
     def modules(self) -> list[int]:
         return [MODULE]
 
+    def check_service_exists(self, item: int) -> None:
+        if item not in self.entries:
+            raise ModuleError(ErrorType.service_not_found, "item", str(item))
+
     def service(self, item: int) -> Service:
         e = self.entries[item]
         return Service(id=item, module=MODULE, status=e.status, pricelist=e.pricelist,
