@@ -86,6 +86,7 @@ def build_invocation(
         module=_integer_option(options, "module"),
         runningoperation=_integer_option(options, "runningoperation"),
         userid=_integer_option(options, "userid"),
+        workers=_integer_option(options, "workers"),
         param=options.get("param"),
         value=options.get("value"),
         subcommand=options.get("subcommand"),

@@ -34,6 +34,7 @@ class Invocation:
     itemtype: str | None = None
     lang: str | None = None
     userid: int | None = None
+    workers: int | None = None  # `sync --workers N`: concurrent requests per panel
     stdin: bytes = b""
     _billing: BillingPort | None = field(default=None, repr=False)
 
@@ -54,9 +55,10 @@ class Invocation:
             self._billing = VendorBilling(self.paths)
         return self._billing
 
-    def dci(self, settings: ModuleSettings) -> DciClient:
-        """The module's client, sharing the token cache with every process of this host."""
-        return dci_client(settings, paths=self.paths)
+    def dci(self, settings: ModuleSettings, *, concurrency: int = 1) -> DciClient:
+        """The module's client, sharing the token cache with every process of this host;
+        `concurrency`: how many threads may share it (at most that many requests in flight)."""
+        return dci_client(settings, paths=self.paths, concurrency=concurrency)
 
 
 def dci_client(
@@ -67,6 +69,7 @@ def dci_client(
     timeout: float | None = None,
     retries_503: int | None = None,
     routes: RouteTable | None = None,
+    concurrency: int = 1,
 ) -> DciClient:
     """A DCImanager client for these module settings: the only place one is built.
 
@@ -94,4 +97,5 @@ def dci_client(
         retries_503=DEFAULT_503_TRIES if retries_503 is None else retries_503,
         token_cache_dir=paths.ensure_state_dir() / "tokens" if paths is not None else None,
         routes=routes if routes is not None else panel_table(paths or mgr_paths(), settings.url),
+        concurrency=concurrency,
     )

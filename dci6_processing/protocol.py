@@ -32,6 +32,7 @@ CONNECTION_PARAMS: tuple[tuple[str, bool], ...] = (
     ("read_timeout", False),
     ("request_deadline", False),
     ("max_answer_mb", False),
+    ("sync_workers", False),
 )
 
 # Children of a form document that are not field values (tune_* commands echo whole forms).

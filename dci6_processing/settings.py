@@ -52,6 +52,9 @@ OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 Minutes = Annotated[int, Field(ge=1, le=720)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
+# the cron sync's concurrent requests per panel (lifecycle/reconcile.py, dci/pool.py)
+SYNC_WORKERS_MIN, SYNC_WORKERS_MAX, SYNC_WORKERS_DEFAULT = 1, 32, 8
+SyncWorkers = Annotated[int, Field(ge=SYNC_WORKERS_MIN, le=SYNC_WORKERS_MAX)]
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -95,6 +98,7 @@ class ModuleSettings(_Settings):
     read_timeout: Seconds = 60
     request_deadline: Seconds = 120
     max_answer_mb: Annotated[int, Field(ge=1, le=4096)] = 64
+    sync_workers: SyncWorkers = SYNC_WORKERS_DEFAULT  # concurrent requests the cron sync makes
 
     @field_validator("url")
     @classmethod
@@ -250,7 +254,7 @@ class Service(BaseModel):
 # module params an admin may leave empty to get the default
 DEFAULTED_WHEN_BLANK = frozenset({
     "diagtimeout", "installtimeout_linux", "installtimeout_windows",
-    "connect_timeout", "read_timeout", "request_deadline", "max_answer_mb",
+    "connect_timeout", "read_timeout", "request_deadline", "max_answer_mb", "sync_workers",
 })
 
 

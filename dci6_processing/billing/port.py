@@ -7,6 +7,7 @@ production code path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Unpack
 
@@ -93,6 +94,14 @@ class BillingPort(Protocol):
         """The module's active and stopped services (or only `item`, if it is one), each with
         its client's e-mail, recorded server, IP rows and drift note, in a few bulk reads
         whatever the number of services."""
+
+    def iter_services_for_sync(self, module: int) -> Iterator[SyncEntry]:
+        """The same as `services_for_sync(module)`, streamed in id order: a few bulk reads
+        per chunk of services, only one chunk of rows in memory (cron sync of a big host)."""
+
+    def calls_made(self) -> Mapping[str, int]:
+        """BILLmanager calls made so far: "read" (one database query each) and "write" (one
+        mgrctl process each, hundreds of milliseconds on a real host)."""
 
     def modules(self) -> list[int]:
         """Every processing module of this type (for `sync` without --module)."""

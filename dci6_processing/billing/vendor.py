@@ -50,6 +50,12 @@ What the public sources show (C = confirmed there, I = inferred):
   `task.gettype operation=<command>`, `task.edit` (C: misc.py). Operation errors:
   `save_runningoperation_error(runningoperation, errorxml)` (C: misc.py).
 - Tariff change rollback: `service.changepricelist.rollback elid=N userid=U sok=ok` (C: spec).
+- Threads (the cron sync's workers share one adapter): the copy's `db.py` opens ONE database
+  connection per process (`lru_cache` on its connect function) and MySQL client connections
+  are not safe to use from two threads at once (PEP 249 threadsafety 1: "threads may share
+  the module, but not connections", https://peps.python.org/pep-0249/#threadsafety), so
+  every database read here is serialized; mgrctl calls are separate processes and run side
+  by side. `calls_made()` counts both: a read is one query, a write is one mgrctl process.
 - The client's power buttons report with `service.postreboot` / `service.poststart` (C: the
   public copy's `misc.postreboot` / `misc.poststart`) and `service.poststop` (C: a third-party
   module, GAGroupLLC/billmgr-teamspeak; the public copy has no `poststop`, so it goes through
@@ -71,7 +77,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Unpack
@@ -130,6 +138,13 @@ SYNC_ADDON_IPS_SQL = (
 )
 _LIVE: tuple[int, ...] = tuple(int(status) for status in LIVE_STATUSES)
 SYNC_ONE_ITEM = " AND i.id = %s"
+# the bulk read goes by chunks of services in id order: memory holds one chunk of rows
+SYNC_AFTER_ID = " AND i.id > %s"
+SYNC_ID_RANGE = " AND i.id > %s AND i.id <= %s"
+SYNC_CHUNK = 5000
+# vendor functions that only read the database (every other one runs mgrctl)
+_VENDOR_READS = frozenset({"iteminfo", "itemparams", "itemaddons", "itemips",
+                           "get_module_params", "get_pricelist_params", "get_items_for_sync"})
 # the vendor functions that report success without extra fields
 _VENDOR_POST = {
     "suspend": "postsuspend",
@@ -222,11 +237,23 @@ class VendorBilling:
     def __init__(self, paths: MgrPaths) -> None:
         self.paths = paths
         self._vendor: _Vendor | None = None
+        self._db_lock = threading.RLock()  # the vendor's one database connection
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
 
     def _lib(self) -> _Vendor:
-        if self._vendor is None:
-            self._vendor = _import_vendor(self.paths.vendor_lib)
-        return self._vendor
+        with self._db_lock:
+            if self._vendor is None:
+                self._vendor = _import_vendor(self.paths.vendor_lib)
+            return self._vendor
+
+    def calls_made(self) -> Mapping[str, int]:
+        with self._counts_lock:
+            return {"read": self._counts["read"], "write": self._counts["write"]}
+
+    def _counted(self, kind: str) -> None:
+        with self._counts_lock:
+            self._counts[kind] += 1
 
     def _call(self, function: str, call: Callable[[], Any]) -> Any:
         """Run one vendor call; any failure becomes billing_failed naming the function."""
@@ -239,16 +266,23 @@ class VendorBilling:
 
     def _misc(self, function: str, *args: Any, **kwargs: Any) -> Any:
         misc = self._lib().misc
+        if function in _VENDOR_READS:
+            self._counted("read")
+            with self._db_lock:
+                return self._call(function, lambda: getattr(misc, function)(*args, **kwargs))
+        self._counted("write")
         return self._call(function, lambda: getattr(misc, function)(*args, **kwargs))
 
     def _mgrctl(self, func: str, **kwargs: Any) -> Any:
         misc = self._lib().misc
+        self._counted("write")
         return self._call(func, lambda: misc.Mgrctl(func, **kwargs))
 
     def _mgrctl_secret(self, func: str, secrets: dict[str, str], **kwargs: Any) -> None:
         """What misc.Mgrctl does (mgrctl at the root, JSON out), logging nothing of the args;
         the `secrets` go through mgrctl's environment (`-e`), not its argv."""
         argv, secret_env = mgrctl_command(self.paths.mgrctl, func, kwargs, secrets)
+        self._counted("write")
         try:
             result = subprocess.run(argv, cwd=self.paths.root, capture_output=True, check=False,
                                     timeout=MGRCTL_TIMEOUT, env={**os.environ, **secret_env})
@@ -265,15 +299,19 @@ class VendorBilling:
 
     def _query(self, what: str, sql: str, *args: Any) -> list[dict[str, Any]]:
         db = self._lib().db
-        rows: list[dict[str, Any]] = self._call(what, lambda: list(db.db_query(sql, *args)))
+        self._counted("read")
+        with self._db_lock:
+            rows: list[dict[str, Any]] = self._call(what, lambda: list(db.db_query(sql, *args)))
         return rows
 
     # reading ------------------------------------------------------------------------------
 
     def _iteminfo(self, item: int) -> dict[str, Any]:
         misc = self._lib().misc
+        self._counted("read")
         try:
-            info: dict[str, Any] = misc.iteminfo(item)
+            with self._db_lock:
+                info: dict[str, Any] = misc.iteminfo(item)
         except IndexError:
             raise ModuleError(ErrorType.service_not_found, "item", str(item)) from None
         except Exception as exc:
@@ -317,8 +355,10 @@ class VendorBilling:
 
     def _email_confirmed(self, user_id: int) -> bool:
         db = self._lib().db
+        self._counted("read")
         try:
-            rows = db.db_query(EMAIL_CONFIRMED_SQL, user_id)
+            with self._db_lock:
+                rows = db.db_query(EMAIL_CONFIRMED_SQL, user_id)
         except Exception as exc:
             log.warning(
                 "billing.email_confirmed_unreadable",
@@ -344,14 +384,37 @@ class VendorBilling:
         return [int(row["id"]) for row in rows]
 
     def services_for_sync(self, module: int, item: int | None = None) -> list[SyncEntry]:
-        only = SYNC_ONE_ITEM if item is not None else ""
-        one: tuple[int, ...] = (item,) if item is not None else ()
-        rows = self._query("item", SYNC_SERVICES_SQL + only + " ORDER BY i.id",
+        if item is None:
+            return list(self.iter_services_for_sync(module))
+        return self._sync_entries(module, SYNC_ONE_ITEM, item)
+
+    def iter_services_for_sync(self, module: int, *,
+                               chunk: int = SYNC_CHUNK) -> Iterator[SyncEntry]:
+        after = 0
+        while True:
+            entries = self._sync_entries(module, SYNC_AFTER_ID, after, limit=chunk)
+            yield from entries
+            if len(entries) < chunk:
+                return
+            after = entries[-1].item
+
+    def _sync_entries(self, module: int, only: str, arg: int, *,
+                      limit: int | None = None) -> list[SyncEntry]:
+        """The live services `only` selects (at most `limit` of them, in id order), with
+        their addresses; a limited read takes the addresses of exactly the ids it got."""
+        tail = " ORDER BY i.id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        rows = self._query("item", SYNC_SERVICES_SQL + only + tail,
                            Param.SERVER_ID.value, Param.DRIFT.value, Param.POWER_WISH.value,
-                           module, *_LIVE, Param.MANUAL.value, *one)
+                           module, *_LIVE, Param.MANUAL.value, arg)
+        if not rows:
+            return []
+        ip_only = only
+        ip_args: tuple[int, ...] = (arg,)
+        if limit is not None:
+            ip_only, ip_args = SYNC_ID_RANGE, (arg, int(rows[-1]["id"]))
         addresses: dict[int, set[str]] = {}
-        for row in self._query("ip", SYNC_ADDON_IPS_SQL + only, ItemType.IP.value, module,
-                               *_LIVE, *one):
+        for row in self._query("ip", SYNC_ADDON_IPS_SQL + ip_only, ItemType.IP.value, module,
+                               *_LIVE, *ip_args):
             addresses.setdefault(int(row["item"]), set()).add(_text(row["name"]))
         return [
             SyncEntry(

@@ -4,7 +4,8 @@ Paths come from `routes.py`, filters from `query.py`, transport (login, token re
 TLS) from `session.py`, the error class of a refusal from `errors.raise_from_response`; this
 module turns answers into `models.py` objects (a malformed one is `BadAnswer`) and re-raises
 a refusal, at most, as a new error naming the object it is about. Lists are generators that
-hold one page at a time.
+hold one page at a time (a few pages when
+they are fetched concurrently).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from dci6_processing.dci.models import (
     SwitchConnection,
     User,
 )
+from dci6_processing.dci.pool import map_bounded
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import DEFAULT_TABLE, KEY_LOGIN_PAGE, LOGIN_PAGE, Route, RouteTable
 from dci6_processing.dci.session import DEFAULT_503_TRIES, DciSession, Limits
@@ -96,13 +98,25 @@ class DciClient:
         backoff: float = 0.2,
         session: requests.Session | None = None,
         routes: RouteTable | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.routes: RouteTable = routes if routes is not None else DEFAULT_TABLE
         self._session = DciSession(
             url, email, password, verify=verify, timeout=timeout, limits=limits,
             token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
-            session=session, routes=self.routes,
+            session=session, routes=self.routes, concurrency=concurrency,
         )
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests this client may have in flight to the panel at once."""
+        return self._session.gate.limit
+
+    @property
+    def switches_each_port(self) -> bool:
+        """Whether switching a server's ports needs its switch connections (one call per
+        port: a routes.toml override), not just its id."""
+        return self.routes["server.switch_port.enable"].per_port
 
     @property
     def url(self) -> str:
@@ -130,9 +144,15 @@ class DciClient:
         *,
         orderby: str | None = "id asc",
         page_size: int = 500,
+        concurrent_pages: bool = False,
     ) -> Iterator[Server]:
+        """Every server matching `where`. `concurrent_pages`: once the first page gives the
+        total, fetch the others `concurrency` at a time (in order all the same). Offsets over
+        a panel that changes meanwhile can show a server twice or skip one: callers that
+        must see every server confirm the missing ones by id."""
         for raw in self._iterate(self.routes["server.list"], where=where, orderby=orderby,
-                                 page_size=page_size):
+                                 page_size=page_size,
+                                 workers=self.concurrency if concurrent_pages else 1):
             yield _parse(Server, raw, "server.list")
 
     def free_servers(
@@ -413,21 +433,28 @@ class DciClient:
         where: Where | None,
         orderby: str | None,
         page_size: int,
+        workers: int = 1,
     ) -> Iterator[Any]:
-        """Every item of a list route, one `limit=<offset>,<count>` page in memory at a time."""
+        """Every item of a list route, one `limit=<offset>,<count>` page in memory at a time;
+        with `workers` > 1, the pages after the first are fetched that many at a time once the
+        first one has told the total (`size`)."""
         if page_size < 1:
             raise ValueError("page_size must be positive")
         if orderby is not None and not _ORDERBY.fullmatch(orderby):
             raise ValueError(f"orderby must be '<field> asc|desc', got {orderby!r}")
-        offset = 0
-        previous_edges: tuple[Any, Any] | None = None
-        while True:
-            params = {"limit": f"{offset},{page_size}"}
+
+        def page(offset: int, count: int) -> tuple[list[Any], int | None]:
+            params = {"limit": f"{offset},{count}"}
             if where is not None:
                 params["where"] = str(where)
             if orderby is not None:
                 params["orderby"] = orderby
-            items, size = _envelope(self._session.call(target, params=params), target.name)
+            return _envelope(self._session.call(target, params=params), target.name)
+
+        previous_edges: tuple[Any, Any] | None = None
+
+        def checked(items: list[Any], offset: int) -> list[Any]:
+            nonlocal previous_edges
             edges = (items[0], items[-1]) if items else None
             if edges is not None and edges == previous_edges:
                 # a panel (or proxy) ignoring `limit` would be paged through forever
@@ -435,12 +462,26 @@ class DciClient:
                                 object=target.name,
                                 detail=f"{target.name}: the limit parameter is ignored")
             previous_edges = edges
-            yield from items
+            return items
+
+        items, size = page(0, page_size)
+        if workers > 1 and size is not None and items:
+            yield from checked(items, 0)
+            step = len(items)  # the panel's own page size, should it cap ours
+            offsets = range(step, size, step)
+            pages = map_bounded(lambda offset: (offset, page(offset, step)[0]), offsets, workers)
+            for offset, more in pages:
+                yield from checked(more, offset)
+            return
+        offset = 0
+        while True:
+            yield from checked(items, offset)
             offset += len(items)
             if not items or (size is not None and offset >= size):
                 return
             if size is None and len(items) < page_size:
                 return
+            items, size = page(offset, page_size)
 
 
 def _port_slot(port: SwitchConnection, slot: str) -> int | None:

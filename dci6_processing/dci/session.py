@@ -20,7 +20,11 @@ What the spec's "Transport" section asks, in one place:
 - bodies are streamed and cut at `Limits.max_answer_bytes` (64 MiB): past it, AnswerTooLarge
   naming the route and the limit, with memory bounded by the limit;
 - TLS is verified by default, against a CA bundle when given; verification off must be asked
-  for and logs a warning once per panel, as plain http does.
+  for and logs a warning once per panel, as plain http does;
+- one session may serve several threads (the cron sync's workers): at most `concurrency`
+  requests are in flight, a 503 holds every thread back, a rejected token is renewed once
+  however many threads saw it rejected, each thread has its own HTTP connection pool
+  (`pool.py`) and its own request deadline.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import json
 import os
 import secrets
 import stat
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -58,6 +63,7 @@ from dci6_processing.dci.errors import (
     clean_text,
     raise_from_response,
 )
+from dci6_processing.dci.pool import HttpSessions, PanelGate
 from dci6_processing.dci.routes import DEFAULT_TABLE, Route, RouteTable
 from dci6_processing.log import register_secret
 from dci6_processing.validation import panel_url
@@ -236,6 +242,7 @@ class DciSession:
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         routes: RouteTable | None = None,
+        concurrency: int = 1,
     ) -> None:
         self._routes = routes if routes is not None else DEFAULT_TABLE
         register_secret(password)
@@ -251,12 +258,15 @@ class DciSession:
         self.backoff = backoff
         self._sleep = sleep or time.sleep
         self._clock = clock or time.monotonic
-        self._deadline: float | None = None
-        self._http = session or requests.Session()
+        self._request = threading.local()  # each thread's logical request (its deadline)
+        self._http = HttpSessions(session)
+        self.gate = PanelGate(concurrency, sleep=self._sleep)
         self._token: str | None = None
+        self._auth_lock = threading.RLock()  # one login at a time, whatever the threads
         self._cache = (TokenCache(token_cache_dir, self.base_url, email, password)
                        if token_cache_dir else None)
         self.request_counts: collections.Counter[str] = collections.Counter()
+        self._count_lock = threading.Lock()
         self.verify = self._tls_verify(verify)
         if self.base_url.startswith("http://") and self.base_url not in _warned_plain_http:
             _warned_plain_http.add(self.base_url)
@@ -313,12 +323,23 @@ class DciSession:
         return token
 
     def _current_token(self) -> str:
-        if self._token is None and self._cache is not None:
-            cached = self._cache.load()
-            if cached:
-                register_secret(cached)
-                self._token = cached
-        return self._token or self._login()
+        with self._auth_lock:
+            if self._token is None and self._cache is not None:
+                cached = self._cache.load()
+                if cached:
+                    register_secret(cached)
+                    self._token = cached
+            return self._token or self._login()
+
+    def _renewed_token(self, rejected: str) -> str:
+        """A token to replace `rejected`: the one another thread already got, or a new login."""
+        with self._auth_lock:
+            if self._token is not None and self._token != rejected:
+                return self._token
+            if self._cache is not None:
+                self._cache.forget(rejected)
+            self._token = None
+            return self._login()
 
     def _secrets(self) -> list[str]:
         return [s for s in (self._password, self._token) if s]
@@ -341,19 +362,20 @@ class DciSession:
     @contextlib.contextmanager
     def _logical_request(self) -> Iterator[None]:
         """One deadline for everything a call needs: login, retries, re-login, bodies."""
-        if self._deadline is not None:
+        if getattr(self._request, "deadline", None) is not None:
             yield
             return
-        self._deadline = self._clock() + self.limits.deadline
+        self._request.deadline = self._clock() + self.limits.deadline
         try:
             yield
         finally:
-            self._deadline = None
+            self._request.deadline = None
 
     def _remaining(self, target: Route) -> float:
         """Seconds left of the logical request; DeadlineExceeded when none are."""
-        deadline = self._deadline if self._deadline is not None else (
-            self._clock() + self.limits.deadline)
+        deadline = getattr(self._request, "deadline", None)
+        if deadline is None:
+            deadline = self._clock() + self.limits.deadline
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise DeadlineExceeded(route=target.name, seconds=self.limits.deadline)
@@ -374,10 +396,7 @@ class DciSession:
         response = self._send(target, path, params, body, token=token)
         if response.status_code == 401:
             log.info("dci.token.rejected", route=target.name)
-            if self._cache is not None:
-                self._cache.forget(token)
-            self._token = None
-            token = self._login()
+            token = self._renewed_token(token)
             response = self._send(target, path, params, body, token=token)
             if response.status_code == 401:
                 self._raise(target, path, response, subject=self.email,
@@ -429,6 +448,7 @@ class DciSession:
                              delay=delay)
                     break
                 log.info("dci.busy.retry", route=target.name, attempt=attempt + 1, delay=delay)
+                self.gate.hold(delay)  # the other threads wait too
                 self._sleep(delay)
         self._raise(target, path, response, subject=self.host,
                     detail=f"{target.name}: 503 after {attempt + 1} tries")
@@ -449,17 +469,25 @@ class DciSession:
         tries = 1 + (DROPPED_GET_RETRIES if target.method == "GET" else 0)
         for attempt in range(tries):
             remaining = self._remaining(target)
-            self.request_counts[target.name] += 1
+            with self._count_lock:
+                self.request_counts[target.name] += 1
             started = time.monotonic()
             read_timeout = min(self.limits.read_timeout, remaining)
             try:
-                response = self._http.request(
-                    target.method, self.base_url + path, params=dict(params or {}) or None,
-                    json=target.panel_body(body) if body is not None else None,
-                    headers=headers,
-                    timeout=(min(self.limits.connect_timeout, remaining), read_timeout),
-                    verify=self.verify, allow_redirects=False, stream=True,
-                )
+                with self.gate.slot():  # the whole exchange, body included, is one request
+                    response = self._http.current().request(
+                        target.method, self.base_url + path,
+                        params=dict(params or {}) or None,
+                        json=target.panel_body(body) if body is not None else None,
+                        headers=headers,
+                        timeout=(min(self.limits.connect_timeout, remaining), read_timeout),
+                        verify=self.verify, allow_redirects=False, stream=True,
+                    )
+                    try:
+                        self._read_body(target, response)  # to the end: the connection is reused
+                    except BaseException:
+                        response.close()
+                        raise
             except requests.exceptions.SSLError as exc:
                 raise DciTlsError(
                     clean_text(f"TLS handshake with {self.host} failed: {_reason(exc)}",
@@ -489,11 +517,6 @@ class DciSession:
                     clean_text(f"request to {self.host} failed: {_reason(exc)}",
                                self._secrets()),
                     object=self.host, detail=f"{target.name}: {type(exc).__name__}") from None
-            try:
-                self._read_body(target, response)  # read to the end: the connection is reused
-            except BaseException:
-                response.close()
-                raise
             log.debug("dci.request", route=target.name, status=response.status_code,
                       ms=round((time.monotonic() - started) * 1000, 1))
             return response
@@ -510,9 +533,10 @@ class DciSession:
         headers = {BOX_HEADER: "true", XSRF_HEADER: token,
                    "Cookie": f"{SESSION_COOKIE}={token}"}
         try:
-            return self._http.get(url, headers=headers,
-                                  timeout=(self.limits.connect_timeout, self.limits.read_timeout),
-                                  verify=self.verify, allow_redirects=False)
+            return self._http.current().get(
+                url, headers=headers,
+                timeout=(self.limits.connect_timeout, self.limits.read_timeout),
+                verify=self.verify, allow_redirects=False)
         except requests.exceptions.RequestException as exc:
             raise DciUnreachable(
                 clean_text(f"cannot fetch {url}: {_reason(exc)}", self._secrets()),

@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +112,9 @@ def running(operation: OperationSteps) -> Iterator[None]:
 
 
 @contextmanager
-def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
-    """An exclusive flock; gives up after wait_seconds with msg_error_server_busy."""
+def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[int]:
+    """An exclusive flock (the locked file's descriptor); gives up after wait_seconds with
+    msg_error_server_busy."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -126,7 +127,7 @@ def file_lock(path: Path, *, wait_seconds: float, what: str) -> Iterator[None]:
                 if time.monotonic() >= deadline:
                     raise LockBusy(what) from None
                 time.sleep(0.05)
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing releases the lock
 
@@ -135,14 +136,45 @@ def item_lock_path(paths: MgrPaths, item: int) -> Path:
     return paths.ensure_state_dir() / "locks" / f"item-{item}.lock"
 
 
+@dataclass(frozen=True)
+class HeldServiceLock:
+    """A service lock this process holds; the file keeps when its last holder let it go."""
+
+    fd: int
+
+    def let_go_since(self, since: float) -> bool:
+        """Whether a process let the lock go at `since` (time.time()) or later. A file no
+        one has let go yet is empty; one that cannot be read counts as yes (a read more)."""
+        try:
+            stamp = os.pread(self.fd, 64, 0).decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return True
+        if not stamp:
+            return False
+        try:
+            return float(stamp) >= since
+        except ValueError:
+            return True
+
+
+@contextmanager
 def service_lock(paths: MgrPaths, item: int, *,
-                 wait_seconds: float = 30) -> AbstractContextManager[None]:
-    """One process at a time works on a service (Ironic's node lock)."""
-    return file_lock(item_lock_path(paths, item), wait_seconds=wait_seconds,
-                     what=f"service {item}")
+                 wait_seconds: float = 30) -> Iterator[HeldServiceLock]:
+    """One process at a time works on a service (Ironic's node lock). Whoever lets it go
+    writes the time into the lock file, so that the cron sync can tell that someone worked
+    on the service since it looked at its server (`HeldServiceLock.let_go_since`)."""
+    with file_lock(item_lock_path(paths, item), wait_seconds=wait_seconds,
+                   what=f"service {item}") as fd:
+        try:
+            yield HeldServiceLock(fd)
+        finally:
+            stamp = f"{time.time():.6f}\n".encode("ascii")
+            with suppress(OSError):
+                os.pwrite(fd, stamp, 0)
+                os.ftruncate(fd, len(stamp))
 
 
-def existing_service_lock(inv: Invocation) -> AbstractContextManager[None]:
+def existing_service_lock(inv: Invocation) -> AbstractContextManager[HeldServiceLock]:
     """The lock of the invocation's service, once BILLmanager confirms the item exists: no
     lock file (no state at all) for an item it does not have (msg_error_service_not_found)."""
     item = inv.require_item()
@@ -172,7 +204,7 @@ def run_on_service(inv: Invocation, action: Callable[[ServiceContext], None], *,
             action(ctx)
 
 
-def claim_lock(paths: MgrPaths) -> AbstractContextManager[None]:
+def claim_lock(paths: MgrPaths) -> AbstractContextManager[int]:
     """Serialises choosing and releasing servers on this BILLmanager host."""
     return file_lock(paths.ensure_state_dir() / "locks" / "claim.lock",
                      wait_seconds=300, what="server claim")

@@ -47,6 +47,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--time-scale", type=click.FloatRange(0), default=0.01, show_default=True,
               help="Real seconds per panel second (install takes 600 panel seconds); "
                    "0 finishes operations at the next poll.")
+@click.option("--latency-ms", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Delay every answer by this many milliseconds, as a real panel takes tens "
+                   "of them; concurrent requests are still served concurrently.")
+@click.option("--jitter-ms", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Vary that delay uniformly by up to this many milliseconds either way.")
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Where to write the admin password (0600). "
                                  "Default: a new private temporary directory.")
@@ -64,6 +69,8 @@ def dci_command(
     servers: int | None,
     seed: int,
     time_scale: float,
+    latency_ms: float,
+    jitter_ms: float,
     password_file: Path | None,
     certfile: Path | None,
     keyfile: Path | None,
@@ -92,6 +99,8 @@ def dci_command(
             certfile=certfile,
             keyfile=keyfile,
             variant=variant,
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
         )
         url = simulator.bind()
     except ValueError as error:
@@ -109,7 +118,8 @@ def dci_command(
         click.echo(f"DCImanager 6 simulator listening on {url}")
         click.echo(f"admin e-mail:        {inventory.admin_email}")
         click.echo(f"admin password file: {password_file}")
-        click.echo(f"servers: {len(inventory.servers)}, time scale: {time_scale}; Ctrl-C stops")
+        click.echo(f"servers: {len(inventory.servers)}, time scale: {time_scale}, "
+                   f"latency: {latency_ms:g} ± {jitter_ms:g} ms; Ctrl-C stops")
         click.echo(f"variant: {simulator.variant.name} ({simulator.variant.description}); "
                    f"API description at {url}/swagger/")
         simulator.serve_forever()

@@ -7,7 +7,8 @@ route, every billing write is recorded.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Unpack, cast
@@ -27,7 +28,11 @@ from dci6_processing.dci.errors import DciBusy, DciNotFound, DciUnreachable, Pow
 from dci6_processing.dci.models import Server
 from dci6_processing.errors import ErrorType, ModuleError
 from dci6_processing.invocation import Invocation
-from dci6_processing.lifecycle.common import file_lock, item_lock_path
+from dci6_processing.lifecycle.common import (
+    file_lock,
+    item_lock_path,
+    service_lock,
+)
 from dci6_processing.lifecycle.reconcile import (
     DRIFT_PREFIX,
     MAX_STATUS_MESSAGE,
@@ -239,6 +244,8 @@ def test_needs_attention() -> None:
 class FakePanel:
     """The DCImanager client calls a sync makes, over a dict of servers."""
 
+    switches_each_port = False
+
     def __init__(self, servers: list[Server], *, page_size: int = 2) -> None:
         self.servers = {s.id: s for s in servers}
         self.page_size = page_size
@@ -247,6 +254,8 @@ class FakePanel:
         self.fail_on: dict[tuple[str, int], Exception] = {}
         self.fail_listing_after_pages: int | None = None
         self.hidden_from_listing: set[int] = set()
+        self.ports_given: dict[int, tuple[object, ...]] = {}
+        self.after_listing: Callable[[], None] | None = None  # another process acts meanwhile
 
     def iter_servers(self, where: object = None, **_: object) -> Iterator[Server]:
         listed = [s for i, s in sorted(self.servers.items()) if i not in self.hidden_from_listing]
@@ -256,6 +265,8 @@ class FakePanel:
                 raise DciBusy("Service temporarily unavailable", http_status=503)
             self.request_counts["server.list"] += 1
             yield from listed[start:start + self.page_size]
+        if self.after_listing is not None:
+            self.after_listing()
 
     def server(self, server_id: int) -> Server:
         self.request_counts["server.get"] += 1
@@ -273,6 +284,7 @@ class FakePanel:
     def set_switch_ports(
         self, server_id: int, enabled: bool, ports: Sequence[object] = ()
     ) -> None:
+        self.ports_given[server_id] = tuple(ports)
         self._act("server.switch_port", server_id, enabled)
 
     def power(self, server_id: int, action: str) -> None:
@@ -289,12 +301,21 @@ class FakeBilling:
         self.bulk_reads = 0
         self.single_reads = 0
         self.settings_unreadable = False
+        self.reads = 0
+
+    def iter_services_for_sync(self, module: int) -> Iterator[SyncEntry]:
+        self.reads += 1
+        yield from self.services_for_sync(module)
+
+    def calls_made(self) -> dict[str, int]:
+        return {"read": self.reads, "write": len(self.messages) + len(self.params)}
 
     def services_for_sync(self, module: int, item: int | None = None) -> list[SyncEntry]:
         if item is None:
             self.bulk_reads += 1
             return sorted(self.entries.values(), key=lambda e: e.item)
         self.single_reads += 1
+        self.reads += 1
         found = self.entries.get(item)
         return [found] if found is not None and found.status in (ACTIVE, STOPPED) else []
 
@@ -330,7 +351,7 @@ class FakeBilling:
 class FakeInvocation(Invocation):
     panel: FakePanel | None = None
 
-    def dci(self, settings: ModuleSettings) -> DciClient:
+    def dci(self, settings: ModuleSettings, *, concurrency: int = 1) -> DciClient:
         assert self.panel is not None
         return cast(DciClient, self.panel)
 
@@ -369,15 +390,33 @@ def test_sync_lists_once_and_spends_one_request_per_correction(tmp_path: Path) -
 
     summary = run_sync(invocation(tmp_path, billing, panel))
 
-    assert panel.calls == [("server.power", 11, "on"), ("server.power", 14, "off")]
+    assert sorted(panel.calls) == [("server.power", 11, "on"), ("server.power", 14, "off")]
     assert panel.request_counts == {"server.list": 3, "server.power": 2}
     assert figures(summary) == {"modules": "1", "checked": "7", "corrected": "2",
                                 "drifted": "0", "failed": "0", "skipped": "0",
                                 "client_stopped": "0", "requests": "5",
+                                "billing_reads": "3", "billing_writes": "0",
                                 "seconds": figures(summary)["seconds"]}
     assert billing.bulk_reads == 1
     assert billing.single_reads == 2  # re-read under the lock, only for the ones acted on
     assert billing.messages == [] and billing.params == []
+
+
+def test_a_panel_switching_each_port_gets_the_listed_servers_ports(tmp_path: Path) -> None:
+    servers = [server(10, ports="down"), server(11, ports="down")]
+    panel = FakePanel(servers)
+    billing = FakeBilling([entry(1, server_id="10"), entry(2, server_id="11")])
+    run_sync(invocation(tmp_path, billing, panel))
+    assert panel.ports_given == {10: (), 11: ()}  # one call per server: no ports kept
+
+    panel.switches_each_port = True  # a routes.toml override: one call per port
+    panel.calls.clear()
+    run_sync(invocation(tmp_path, billing, panel))
+    assert sorted(panel.calls) == [("server.switch_port", 10, True),
+                                   ("server.switch_port", 11, True)]
+    assert panel.ports_given == {10: tuple(servers[0].switch_connection),
+                                 11: tuple(servers[1].switch_connection)}
+    assert all(panel.ports_given.values())
 
 
 def test_drift_is_reported_once_and_cleared_when_it_ends(tmp_path: Path) -> None:
@@ -492,6 +531,76 @@ def test_the_billing_side_is_re_read_under_the_service_lock(tmp_path: Path) -> N
     run_sync(invocation(tmp_path, billing, panel))
 
     assert panel.calls == [("server.power", 10, "off")]  # not ports up
+
+
+def test_a_service_worked_on_after_the_listing_is_looked_at_again(tmp_path: Path) -> None:
+    """sync_item corrected the server after the sync listed it: the sync does not redo it."""
+    panel = FakePanel([server(10, power="off"), server(11, power="off")])
+    billing = FakeBilling([entry(1, server_id="10"), entry(2, server_id="11")])
+    inv = invocation(tmp_path, billing, panel)
+
+    def sync_item_meanwhile() -> None:
+        with service_lock(inv.paths, 1):
+            panel.servers[10] = server(10, power="on")
+
+    panel.after_listing = sync_item_meanwhile
+    summary = figures(run_sync(inv))
+
+    assert panel.calls == [("server.power", 11, "on")]  # only the one nobody else touched
+    assert panel.request_counts["server.get"] == 1  # one direct read, for the one touched
+    assert (summary["corrected"], summary["failed"]) == ("1", "0")
+
+
+def test_a_suspend_that_finished_after_the_listing_is_neither_undone_nor_redone(
+        tmp_path: Path) -> None:
+    panel = FakePanel([server(10, power="off")])  # active, off: the listing asks power on
+    billing = FakeBilling([entry(1, status=ACTIVE)])
+    inv = invocation(tmp_path, billing, panel)
+
+    def suspend_meanwhile() -> None:
+        with service_lock(inv.paths, 1):
+            panel.servers[10] = server(10, power="off", ports="down")
+            billing.entries[1] = entry(1, status=STOPPED)
+
+    panel.after_listing = suspend_meanwhile
+    summary = figures(run_sync(inv))
+
+    assert panel.calls == []  # no power on (undone), no ports down (redone)
+    assert (summary["corrected"], summary["failed"], summary["checked"]) == ("0", "0", "1")
+
+
+def test_a_service_now_recording_another_server_is_looked_at_again(tmp_path: Path) -> None:
+    panel = FakePanel([server(10, power="off"), server(12, power="on")])
+    billing = FakeBilling([entry(1, server_id="10")])
+    original = billing.services_for_sync
+
+    def reopened_meanwhile(module: int, item: int | None = None) -> list[SyncEntry]:
+        if item is not None:
+            billing.entries[1] = entry(1, server_id="12")
+        return original(module, item)
+
+    billing.services_for_sync = reopened_meanwhile  # type: ignore[method-assign]
+    run_sync(invocation(tmp_path, billing, panel))
+
+    assert panel.calls == []  # server 10's look says nothing about server 12
+    assert panel.request_counts["server.get"] == 1
+
+
+def test_a_service_lock_tells_when_it_was_last_let_go(tmp_path: Path) -> None:
+    paths = MgrPaths(tmp_path / "mgr5")
+    with service_lock(paths, 1) as first:
+        assert not first.let_go_since(0.0)  # nobody has let it go yet
+    after = time.time()
+    with service_lock(paths, 1) as held:
+        assert held.let_go_since(after - 60)
+        assert not held.let_go_since(after + 1)
+    item_lock_path(paths, 3).write_text("")  # a lock file from before the stamps
+    with service_lock(paths, 3) as held:
+        assert not held.let_go_since(0.0)
+    item_lock_path(paths, 4).write_text("garbage")
+    with service_lock(paths, 4) as held:
+        assert held.let_go_since(time.time() + 60)  # unreadable: look again
+    assert float(item_lock_path(paths, 4).read_text()) >= after  # stamped, garbage gone
 
 
 def test_a_service_another_process_holds_is_skipped(tmp_path: Path) -> None:

@@ -1,10 +1,18 @@
-"""The simulated panel over real HTTP on loopback (stdlib ThreadingHTTPServer)."""
+"""The simulated panel over real HTTP on loopback (stdlib ThreadingHTTPServer).
+
+Every connection has its own thread, so concurrent requests are served concurrently, as a
+real panel's nginx and workers serve them; the panel's state takes one lock per action, the
+request log another. `latency_ms` (± `jitter_ms`) delays every answer the way a real panel's
+tens of milliseconds do; the delay is spent outside both locks, so N requests sent together
+take one latency, not N.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import json
+import random
 import re
 import socket
 import ssl
@@ -288,8 +296,9 @@ class _PanelRequestHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        if plan.delay:
-            time.sleep(plan.delay)
+        latency = simulator.latency_seconds()
+        if plan.delay or latency:
+            time.sleep(plan.delay + latency)
         content_type = "application/json"
         if plan.status is not None:
             status, payload = plan.status, json.dumps(FAULT_ANSWERS[plan.status].body())
@@ -385,6 +394,9 @@ class DciSimulator:
         certfile: Path | str | None = None,
         keyfile: Path | str | None = None,
         variant: str | None = None,
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the simulator binds to loopback only, not {host!r}")
@@ -405,6 +417,28 @@ class DciSimulator:
         self._thread: threading.Thread | None = None
         self._requests: list[LoggedRequest] = []
         self._requests_lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._random_lock = threading.Lock()
+        self.set_latency(latency_ms, jitter_ms)
+
+    # --- latency ----------------------------------------------------------------------------
+
+    def set_latency(self, latency_ms: float, jitter_ms: float = 0.0) -> None:
+        """Every answer from now on comes `latency_ms` ± `jitter_ms` (uniform) later."""
+        if latency_ms < 0 or jitter_ms < 0:
+            raise ValueError("latency and jitter must not be negative")
+        self.latency_ms = float(latency_ms)
+        self.jitter_ms = float(jitter_ms)
+
+    def latency_seconds(self) -> float:
+        """How long the next answer waits (never below zero)."""
+        if not self.latency_ms and not self.jitter_ms:
+            return 0.0
+        jitter = 0.0
+        if self.jitter_ms:
+            with self._random_lock:
+                jitter = self._random.uniform(-self.jitter_ms, self.jitter_ms)
+        return max(0.0, self.latency_ms + jitter) / 1000.0
 
     # --- lifecycle --------------------------------------------------------------------------
 
