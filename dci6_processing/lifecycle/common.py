@@ -157,12 +157,17 @@ class HeldServiceLock:
             return True
 
 
+SERVICE_LOCK_WAIT_SECONDS = 30.0  # how long a command waits for another one on its service
+
+
 @contextmanager
 def service_lock(paths: MgrPaths, item: int, *,
-                 wait_seconds: float = 30) -> Iterator[HeldServiceLock]:
+                 wait_seconds: float | None = None) -> Iterator[HeldServiceLock]:
     """One process at a time works on a service (Ironic's node lock). Whoever lets it go
     writes the time into the lock file, so that the cron sync can tell that someone worked
     on the service since it looked at its server (`HeldServiceLock.let_go_since`)."""
+    if wait_seconds is None:
+        wait_seconds = SERVICE_LOCK_WAIT_SECONDS
     with file_lock(item_lock_path(paths, item), wait_seconds=wait_seconds,
                    what=f"service {item}") as fd:
         try:

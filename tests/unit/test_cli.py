@@ -201,7 +201,8 @@ def test_commands_marked_with_the_service_lock_take_it(
 
     from dci6_processing.lifecycle import common
 
-    monkeypatch.setattr(common.service_lock, "__kwdefaults__", {"wait_seconds": 0})
+    # raising=True: if the setting moves, this fails instead of waiting 30 s per command
+    monkeypatch.setattr(common, "SERVICE_LOCK_WAIT_SECONDS", 0.0)
     checked: list[int] = []
     existing = SimpleNamespace(check_service_exists=checked.append)
     monkeypatch.setattr(Invocation, "billing", lambda inv: existing)
