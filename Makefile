@@ -5,10 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_STAMP := $(VENV)/.pmdci6-dev.stamp
 PYTEST_ARGS ?=
-# one pytest-xdist worker per core, each taking tests one at a time (loadgroup): the files whose
-# tests share a module fixture (make install's virtualenv) or the machine (process bursts) are
-# marked xdist_group and stay on one worker
-PYTEST_XDIST ?= -n auto --dist loadgroup
+# one pytest-xdist worker per core, each taking whole test files: the tests of one file share
+# a module fixture (make install's virtualenv) or the machine (the process-burst tests)
+PYTEST_XDIST ?= -n auto --dist loadfile
 
 # `make install DESTDIR=/tmp/stage PREFIX=/usr/local/mgr5`: PREFIX is BILLmanager's root on the
 # target host, DESTDIR an optional staging directory (for packages and tests).

@@ -20,8 +20,6 @@ from dci6_processing.doctor import doctor_command
 from dci6_processing.errors import ErrorType
 from pmdci6_sandbox.dcisim import DciSimulator, Inventory
 
-# the module-scoped fixture is made once: keep the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("tls")
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

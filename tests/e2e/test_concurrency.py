@@ -17,10 +17,6 @@ from tests.e2e.conftest import MODULE, Sandbox, running_sandbox, tariff_params
 SCARCE = "scarce-config-20"
 
 
-# bursts of 20-25 processes each: one worker runs them one after another, not side by side
-pytestmark = pytest.mark.xdist_group("process_bursts")
-
-
 def start_open(sandbox: Sandbox, item: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PMDCI6_MGR_ROOT=str(sandbox.host.root), PMDCI6_POLL_SECONDS="0.01")
     binary = Path(sys.executable).with_name("pmdci6")

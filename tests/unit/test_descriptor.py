@@ -18,9 +18,6 @@ from dci6_processing.errors import ErrorType
 from dci6_processing.lifecycle.panel_access import CREATED, EXISTING
 from dci6_processing.settings import ModuleSettings, TariffOptions
 
-# the module-scoped fixture is made once: keep the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("descriptor")
-
 LANGS = ("en", "ru")
 CONNECTION_FORM = "processing.edit.pmdci6"
 TARIFF_FORM = "pricelist.pmdci6"

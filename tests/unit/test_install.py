@@ -22,9 +22,6 @@ from lxml import etree
 # `make install` builds in the checkout's build/: every test doing it lives in this file,
 # which `make test` (pytest-xdist --dist loadfile) gives to one worker.
 
-# the module-scoped fixture is made once: keep the file on one xdist worker
-pytestmark = pytest.mark.xdist_group("install")
-
 PREFIX = "/usr/local/mgr5"
 APP_VENV = f"{PREFIX}/lib/pmdci6/venv"
 RESTART_STEP = f"{PREFIX}/sbin/mgrctl -m billmgr -R"

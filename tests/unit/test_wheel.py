@@ -14,8 +14,7 @@ import pytest
 
 from tests.unit.test_install import clean_env
 
-# a real build: a few seconds; the module-scoped build is made once, on one xdist worker
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
+pytestmark = pytest.mark.slow  # a real build: a few seconds
 
 
 @pytest.fixture(scope="module")
