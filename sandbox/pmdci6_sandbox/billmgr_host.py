@@ -118,7 +118,7 @@ class BillmgrHost:
         """Attach to a root laid out by `create()`."""
         self.root = Path(root)
         self.paths = MgrPaths(self.root)
-        self.store_path = store.store_path(self.root)
+        self.store_path = Path(store.store_path(self.root))
         if not self.store_path.is_file():
             raise FileNotFoundError(f"no sandbox store at {self.store_path}")
 

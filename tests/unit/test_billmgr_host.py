@@ -48,7 +48,8 @@ def host(tmp_path: Path) -> BillmgrHost:
 
 def test_mgrctl_starts_without_site_and_imports_no_network_library(tmp_path: Path) -> None:
     """The stand-in runs for every BILLmanager call of every e2e test: it must stay cheap (no
-    site, no urllib/http import) and still work outside the virtualenv's site-packages."""
+    site, no urllib/http import, none of pathlib, dataclasses or typing, which were 17 of its
+    40 ms) and still work outside the virtualenv's site-packages."""
     host = BillmgrHost.create(tmp_path / "mgr5")
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
     result = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
@@ -56,7 +57,8 @@ def test_mgrctl_starts_without_site_and_imports_no_network_library(tmp_path: Pat
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "pmdci6_sandbox.store" in imported, result.stderr[-2000:]
-    assert not imported & {"site", "urllib.request", "http.client", "email", "requests"}
+    assert not imported & {"site", "urllib.request", "http.client", "email", "requests",
+                           "pathlib", "dataclasses", "typing"}
     run = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 1 and 'type="missed"' in run.stdout, run
