@@ -15,10 +15,8 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, Unpack, cast
 
-import requests
 import structlog
 from pydantic import BaseModel, ValidationError
 
@@ -50,7 +48,7 @@ from dci6_processing.dci.models import (
 from dci6_processing.dci.pool import map_bounded
 from dci6_processing.dci.query import Where
 from dci6_processing.dci.routes import DEFAULT_TABLE, KEY_LOGIN_PAGE, LOGIN_PAGE, Route, RouteTable
-from dci6_processing.dci.session import DEFAULT_503_TRIES, DciSession, Limits
+from dci6_processing.dci.session import DciSession, SessionOptions
 from dci6_processing.log import register_secret
 
 log = structlog.get_logger(__name__)
@@ -84,28 +82,12 @@ class Backoff:
 
 
 class DciClient:
-    def __init__(
-        self,
-        url: str,
-        email: str,
-        password: str,
-        *,
-        verify: bool | str = True,
-        timeout: float | None = None,
-        limits: Limits | None = None,
-        token_cache_dir: Path | None = None,
-        retries_503: int = DEFAULT_503_TRIES,
-        backoff: float = 0.2,
-        session: requests.Session | None = None,
-        routes: RouteTable | None = None,
-        concurrency: int = 1,
-    ) -> None:
+    def __init__(self, url: str, email: str, password: str, *,
+                 routes: RouteTable | None = None, **options: Unpack[SessionOptions]) -> None:
+        """`options`: the session's (TLS, timeouts and limits, token cache, 503 tries,
+        concurrency), as `DciSession` takes and defaults them."""
         self.routes: RouteTable = routes if routes is not None else DEFAULT_TABLE
-        self._session = DciSession(
-            url, email, password, verify=verify, timeout=timeout, limits=limits,
-            token_cache_dir=token_cache_dir, retries_503=retries_503, backoff=backoff,
-            session=session, routes=self.routes, concurrency=concurrency,
-        )
+        self._session = DciSession(url, email, password, routes=self.routes, **options)
 
     @property
     def concurrency(self) -> int:

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -221,6 +221,19 @@ def _read_private(path: Path) -> bytes | None:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keyword options of a `DciSession` a `DciClient` passes through (defaults there)."""
+
+    verify: bool | str
+    timeout: float | None
+    limits: Limits | None
+    token_cache_dir: Path | None
+    retries_503: int
+    backoff: float
+    session: requests.Session | None
+    concurrency: int
 
 
 class DciSession:
