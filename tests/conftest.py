@@ -4,9 +4,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -27,6 +33,45 @@ def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     log.close()
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+
+
+def session_shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every pytest-xdist worker of this run sees (the parent of the workers'
+    base temps, as xdist's docs show for fixtures made once per run); without xdist, this
+    session's own base temp."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def run_wide_lock(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """Hold `<name>.lock` in the run's shared directory: one worker at a time, across the
+    run's workers (e.g. every `make install` of the checkout, which builds in its build/)."""
+    shared = session_shared_dir(tmp_path_factory)
+    with open(shared / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield shared
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+              make: Callable[[Path], Any]) -> Any:
+    """`make(directory)` once per test run, whichever xdist workers ask: the first builds in
+    `<shared>/<name>/` and keeps its JSON result there; the others wait for it and read it.
+    A failed build is not kept: the next asker tries again and fails with its own error."""
+    with run_wide_lock(tmp_path_factory, name) as shared:
+        result = shared / f"{name}.json"
+        if result.exists():
+            return json.loads(result.read_text())
+        directory = shared / name
+        if directory.exists():  # a build that failed halfway
+            shutil.rmtree(directory)
+        directory.mkdir()
+        value = make(directory)
+        result.write_text(json.dumps(value))
+        return value
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-# `make install` builds in the checkout's build/: every test doing it lives in this file,
-# which `make test` (pytest-xdist --dist loadfile) gives to one worker.
+from tests.conftest import made_once, run_wide_lock
+
+# `make install` builds in the checkout's build/: every run of it holds the run-wide
+# "checkout-build" lock, so two xdist workers never build side by side.
 
 PREFIX = "/usr/local/mgr5"
 APP_VENV = f"{PREFIX}/lib/pmdci6/venv"
@@ -75,15 +77,25 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def run_install(repo_root: Path, destdir: Path) -> Installed:
-    started = time.monotonic()
-    proc = make(repo_root, "install", f"DESTDIR={destdir}", f"PYTHON={sys.executable}")
-    return Installed(destdir, proc.stdout, time.monotonic() - started)
+def run_install(repo_root: Path, destdir: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    with run_wide_lock(tmp_path_factory, "checkout-build"):
+        started = time.monotonic()
+        proc = make(repo_root, "install", f"DESTDIR={destdir}", f"PYTHON={sys.executable}")
+        return Installed(destdir, proc.stdout, time.monotonic() - started)
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Installed:
-    return run_install(repo_root, tmp_path_factory.mktemp("destdir"))
+    """One install per test run, shared by the xdist workers: its tests only read it (the
+    reinstall test works on a copy)."""
+
+    def build(directory: Path) -> dict[str, object]:
+        done = run_install(repo_root, directory / "destdir", tmp_path_factory)
+        return {"destdir": str(done.destdir), "output": done.output, "seconds": done.seconds}
+
+    made = made_once(tmp_path_factory, "install", build)
+    return Installed(Path(made["destdir"]), made["output"], made["seconds"])
 
 
 @pytest.mark.slow  # builds a real virtualenv: about 10 s on an idle machine, 20 s under load
@@ -167,7 +179,8 @@ class TestFullInstall:
         assert b"Traceback" not in proc.stderr
 
     def test_reinstall_replaces_the_venv_whole(
-        self, installed: Installed, repo_root: Path, tmp_path: Path
+        self, installed: Installed, repo_root: Path, tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory,
     ) -> None:
         # a copy of the first install stands for "installed before" (the staged tree names
         # only the final prefix, so it can move): one venv build instead of two
@@ -175,7 +188,7 @@ class TestFullInstall:
         shutil.copytree(installed.destdir, destdir, symlinks=True)
         stale = Installed(destdir, "", 0.0).venv / "stale-marker"
         stale.write_text("from the previous install")
-        second = run_install(repo_root, destdir)
+        second = run_install(repo_root, destdir, tmp_path_factory)
         assert not stale.exists()
         assert sorted(p.name for p in second.venv.parent.iterdir()) == ["venv"]
         assert second.launcher.is_file()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import made_once
 from tests.unit.test_install import clean_env
 
 pytestmark = pytest.mark.slow  # a real build: a few seconds
@@ -20,8 +21,15 @@ pytestmark = pytest.mark.slow  # a real build: a few seconds
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> list[str]:
     """The wheel pip builds from a copy of the checkout's tracked files (a fresh clone, and
-    no build/ shared with `make install` running in another test worker)."""
-    source = tmp_path_factory.mktemp("clone")
+    no build/ shared with `make install` running in another test worker); built once per
+    test run, whichever xdist workers run these tests."""
+    names: list[str] = made_once(tmp_path_factory, "wheel",
+                                 lambda directory: _build_wheel(directory, repo_root))
+    return names
+
+
+def _build_wheel(directory: Path, repo_root: Path) -> list[str]:
+    source = directory / "clone"
     tracked = subprocess.run(
         ["git", "-C", str(repo_root), "ls-files", "-z", "--cached", "--others",
          "--exclude-standard"],
@@ -31,7 +39,7 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> li
         if (repo_root / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(repo_root / name, source / name)
-    out = tmp_path_factory.mktemp("wheel")
+    out = directory / "wheel"
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", ".", "-w", str(out)],
         cwd=source,
