@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pmdci6_sandbox import store
 from pmdci6_sandbox.billmgr_host import BillmgrHost
@@ -48,8 +50,8 @@ def host(tmp_path: Path) -> BillmgrHost:
 
 def test_mgrctl_starts_without_site_and_imports_no_network_library(tmp_path: Path) -> None:
     """The stand-in runs for every BILLmanager call of every e2e test: it must stay cheap (no
-    site, no urllib/http import, none of pathlib, dataclasses or typing, which were 17 of its
-    40 ms) and still work outside the virtualenv's site-packages."""
+    site, no urllib/http import, none of pathlib, dataclasses, typing, json or re, which were
+    20 of its 40 ms) and still work outside the virtualenv's site-packages."""
     host = BillmgrHost.create(tmp_path / "mgr5")
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
     result = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
@@ -58,7 +60,7 @@ def test_mgrctl_starts_without_site_and_imports_no_network_library(tmp_path: Pat
                 if line.startswith("import time:")}
     assert "pmdci6_sandbox.store" in imported, result.stderr[-2000:]
     assert not imported & {"site", "urllib.request", "http.client", "email", "requests",
-                           "pathlib", "dataclasses", "typing"}
+                           "pathlib", "dataclasses", "typing", "json", "re"}
     run = subprocess.run([str(host.paths.mgrctl), "-m", "billmgr", "nosuchfunc"],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 1 and 'type="missed"' in run.stdout, run
@@ -388,3 +390,19 @@ def test_masked_keeps_control_fields() -> None:
         "elid": "1", "sok": "ok", "crypted": "on", "hostname": "***"}
     assert store.masked("service.saveparam", {"hostname": "x", "crypted": "off"}) == {
         "hostname": "x", "crypted": "off"}
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(_json_values)
+def test_the_stand_ins_json_is_what_json_dumps_writes(value: object) -> None:
+    """`store.dumps` (the stand-in mgrctl's replies and event log) writes what
+    `json.dumps(sort_keys=True, ensure_ascii=False)` would, so every reader parses it back."""
+    assert store.dumps(value) == json.dumps(value, sort_keys=True, ensure_ascii=False)
+    assert json.loads(store.dumps(value)) == value
