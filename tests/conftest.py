@@ -23,6 +23,14 @@ from dci6_processing.paths import ROOT_ENV, MgrPaths
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow first (stable: the rest keep their order). Longest first keeps
+    the run's tail short, and under `--dist worksteal` they open the first worker's queue,
+    so a class sharing one build (TestFullInstall) stays on that worker, one after another;
+    idle workers steal from the other end of a queue."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Secrets registered by other tests must not mask this test's text, and this test's

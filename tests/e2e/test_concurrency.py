@@ -42,8 +42,8 @@ def _is_free(server: dict[str, object]) -> bool:
 
 
 @pytest.mark.slow
-# each case starts 20+ processes at once; `make test` (pytest-xdist --dist loadfile) runs
-# both cases on one worker, one after the other, never starving each other of the cores
+# each case starts 20+ processes at once; run first (tests/conftest.py), so `make test`'s
+# worksteal keeps both at the head of one worker's queue, one after the other
 @pytest.mark.parametrize("orders", [20, 25])
 def test_parallel_opens_never_share_a_server(tmp_path: Path, orders: int) -> None:
     with running_sandbox(tmp_path / "mgr5", Inventory.generate(servers=120, seed=5)) as sandbox:

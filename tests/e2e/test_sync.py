@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from tests.e2e.conftest import MODULE, Sandbox
@@ -149,6 +150,7 @@ def test_gone_server_and_ip_drift_are_reported(sandbox: Sandbox) -> None:
     assert gone != differs
 
 
+@pytest.mark.slow  # the client's ten tries back off for real: about 13 s of waiting
 def test_a_503_burst_changes_nothing_and_the_run_reports_failed(sandbox: Sandbox) -> None:
     first = opened(sandbox, 207)
     second = opened(sandbox, 208)
