@@ -610,7 +610,7 @@ def _param_value_suspend(
 def _paramlist(api: BillmgrApi, conn: sqlite3.Connection, args: dict[str, str]) -> Reply:
     return {
         "DBHost": "localhost",
-        "DBName": str(store_path(api.root)),
+        "DBName": store_path(api.root),
         "DBUser": "",
         "DBSocket": "",
         "CryptKey": os.path.join(api.root, "etc", "billmgr.pem"),
