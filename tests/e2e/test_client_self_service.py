@@ -12,7 +12,7 @@ from lxml import etree
 
 from dci6_processing.lifecycle.client_power import ACTIONS
 from dci6_processing.lifecycle.common import FAILPOINT_EXIT_CODE
-from tests.e2e.conftest import CLIENT_EMAIL, MODULE, Sandbox
+from tests.e2e.conftest import CLIENT_EMAIL, MODULE, Prepared, Sandbox
 from tests.e2e.test_lifecycle import ACTIVE, STOPPED, error_type, ok
 from tests.e2e.test_sync import run_sync, summary
 
@@ -117,11 +117,17 @@ def _refused(sandbox: Sandbox, item: int, server_id: int, command: str, expected
                 if f in POWER_POSTS or f == "service.saveparam"]
 
 
-@pytest.mark.parametrize("command", ["reboot", "start", "stop"])
-def test_a_suspended_service_is_refused(sandbox: Sandbox, command: str) -> None:
-    server_id = opened(sandbox, 305)
+def _suspended_305(sandbox: Sandbox) -> int:
+    opened(sandbox, 305)
     ok(sandbox.run("suspend", 305))
-    _refused(sandbox, 305, server_id, command, "service_not_active")
+    return 305
+
+
+@pytest.mark.parametrize("command", ["reboot", "start", "stop"])
+def test_a_suspended_service_is_refused(prepared: Prepared, command: str) -> None:
+    sandbox, item = prepared(_suspended_305)
+    server_id = int(sandbox.host.service(item).params["dci_server_id"])
+    _refused(sandbox, item, server_id, command, "service_not_active")
 
 
 def test_a_server_owned_by_someone_else_is_refused(sandbox: Sandbox) -> None:
@@ -169,15 +175,24 @@ def test_do_nothing_and_manual_handling_are_honoured(sandbox: Sandbox) -> None:
     assert [t for t in sandbox.host.tasks() if t.item == 310 and t.runningoperation == 31]
 
 
+def _opened_311(sandbox: Sandbox) -> int:
+    opened(sandbox, 311)
+    return 311
+
+
+def _stopped_311(sandbox: Sandbox) -> int:
+    ok(sandbox.run("stop", _opened_311(sandbox)))
+    return 311
+
+
 @pytest.mark.parametrize(("command", "step"), [
     (action.command, step) for action in ACTIONS.values() for step in action.steps.names
 ])
 def test_killed_after_any_step_the_rerun_finishes_and_reports_once(
-    sandbox: Sandbox, command: str, step: str
+    prepared: Prepared, command: str, step: str
 ) -> None:
-    server_id = opened(sandbox, 311)
-    if command == "start":
-        ok(sandbox.run("stop", 311))
+    sandbox, _ = prepared(_stopped_311 if command == "start" else _opened_311)
+    server_id = int(sandbox.host.service(311).params["dci_server_id"])
     before = sandbox.sim.power_actions(server_id)
     argv = ("--runningoperation", "41")
     crashed = sandbox.run(command, 311, *argv, env={"PMDCI6_FAILPOINT": f"crash-after:{step}"})

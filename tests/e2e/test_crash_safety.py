@@ -19,7 +19,7 @@ import pytest
 from dci6_processing.lifecycle.common import FAILPOINT_EXIT_CODE
 from dci6_processing.lifecycle.operations import STEP_LISTS
 from pmdci6_sandbox.dcisim.state import is_free
-from tests.e2e.conftest import CLIENT_EMAIL, Sandbox
+from tests.e2e.conftest import CLIENT_EMAIL, Prepared, Sandbox
 from tests.e2e.test_lifecycle import ACTIVE, DELETED, STOPPED, ok, permanent_ips
 
 
@@ -194,10 +194,10 @@ def test_every_operation_has_a_scenario() -> None:
 
 
 @pytest.mark.parametrize(("command", "step"), CASES, ids=[f"{c}-{s}" for c, s in CASES])
-def test_killed_after_any_step_finishes_on_rerun(sandbox: Sandbox, command: str,
+def test_killed_after_any_step_finishes_on_rerun(prepared: Prepared, command: str,
                                                   step: str) -> None:
     scenario = SCENARIOS[command]
-    item = scenario.prepare(sandbox)
+    sandbox, item = prepared(scenario.prepare)
     crash(sandbox, command, item, step)
     scenario.crashed(sandbox, item, step)
     ok(sandbox.run(command, item))
@@ -220,8 +220,8 @@ CLOSE_CASES = list(STEP_LISTS["close"].names)
 
 @pytest.mark.parametrize("step", CLOSE_CASES)
 def test_close_killed_after_any_step_while_opens_install_runs_finishes_on_rerun(
-        sandbox: Sandbox, step: str) -> None:
-    item = _installing_service_to_close(sandbox)
+        prepared: Prepared, step: str) -> None:
+    sandbox, item = prepared(_installing_service_to_close)
     crash(sandbox, "close", item, step)
     _close_crashed(sandbox, item, step)
     ok(sandbox.run("close", item))
@@ -237,10 +237,10 @@ def _steps_logged(sandbox: Sandbox, since: int) -> list[str]:
 
 
 @pytest.mark.parametrize("command", list(STEP_LISTS))
-def test_a_full_run_passes_exactly_the_listed_steps_in_order(sandbox: Sandbox,
+def test_a_full_run_passes_exactly_the_listed_steps_in_order(prepared: Prepared,
                                                              command: str) -> None:
     scenario = SCENARIOS[command]
-    item = scenario.prepare(sandbox)
+    sandbox, item = prepared(scenario.prepare)
     log_path = sandbox.host.root / "var" / "pmdci6.log"
     since = log_path.stat().st_size if log_path.exists() else 0
     ok(sandbox.run(command, item))

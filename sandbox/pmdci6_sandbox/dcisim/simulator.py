@@ -521,6 +521,24 @@ class DciSimulator:
         with self._requests_lock:
             self._requests.clear()
 
+    # --- snapshot and restore ---------------------------------------------------------------
+
+    def snapshot(self) -> PanelState:
+        """The panel's state as it is now, to `restore()` later, as often as wanted: a test
+        suite prepares a service once (a real order run through the binary) and starts many
+        tests from it."""
+        return self.state.copy()
+
+    def restore(self, saved: PanelState) -> None:
+        """The panel as it was at `snapshot()` (a fresh copy: `saved` stays reusable), with no
+        pending fault, no latency and an empty request log. Call it with no request in
+        flight."""
+        state = saved.copy()
+        self.faults = Faults(state.expire_tokens)
+        self.state = state
+        self.set_latency(0.0)
+        self.clear_requests()
+
     # --- state, for tests and the demo -------------------------------------------------------
 
     def server(self, server_id: int) -> dict[str, Any]:

@@ -184,6 +184,13 @@ class PanelState:
         self._failures: dict[str, deque[str]] = {kind: deque() for kind in OPERATION_KINDS}
         self._hangs: Counter[str] = Counter()
 
+    def copy(self) -> PanelState:
+        """A deep copy of everything the panel holds (servers, users and tokens, IPs, operations
+        and their deadlines, pending failures), with a lock of its own and the same clock."""
+        with self.lock:
+            return copy.deepcopy(self, {id(self.lock): threading.RLock(),
+                                        id(self._clock): self._clock})
+
     # --- clock ------------------------------------------------------------------------------
 
     def now(self) -> float:
