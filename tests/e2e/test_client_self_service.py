@@ -19,10 +19,25 @@ from tests.e2e.test_sync import run_sync, summary
 POWER_POSTS = ("service.postreboot", "service.poststart", "service.poststop")
 
 
+def server_id_of(sandbox: Sandbox, item: int) -> int:
+    return int(sandbox.host.service(item).params["dci_server_id"])
+
+
 def opened(sandbox: Sandbox, item: int) -> int:
     sandbox.order(item)
     ok(sandbox.run("open", item))
-    return int(sandbox.host.service(item).params["dci_server_id"])
+    return server_id_of(sandbox, item)
+
+
+def _opened_311(sandbox: Sandbox) -> int:
+    opened(sandbox, 311)
+    return 311
+
+
+def opened_311(prepared: Prepared) -> tuple[Sandbox, int, int]:
+    """A sandbox with item 311 opened (prepared once per worker): it, the item, its server."""
+    sandbox, item = prepared(_opened_311)
+    return sandbox, item, server_id_of(sandbox, item)
 
 
 def posts(sandbox: Sandbox, item: int) -> list[str]:
@@ -45,54 +60,54 @@ def ok_features(sandbox: Sandbox) -> subprocess.CompletedProcess[bytes]:
     return result
 
 
-def test_reboot_resets_the_server_and_reports_once(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 301)
+def test_reboot_resets_the_server_and_reports_once(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
     before = sandbox.sim.power_actions(server_id)
-    ok(sandbox.run("reboot", 301, "--runningoperation", "11"))
+    ok(sandbox.run("reboot", item, "--runningoperation", "11"))
     assert sandbox.sim.power_actions(server_id)[len(before):] == ["power_reset"]
-    assert posts(sandbox, 301) == ["service.postreboot"]
+    assert posts(sandbox, item) == ["service.postreboot"]
     assert power_of(sandbox, server_id) == "on"
-    assert sandbox.host.service(301).status == ACTIVE
+    assert sandbox.host.service(item).status == ACTIVE
 
 
 def test_power_rules_start_of_a_running_server_is_success_without_a_call(
-    sandbox: Sandbox,
+    prepared: Prepared,
 ) -> None:
-    server_id = opened(sandbox, 302)
+    sandbox, item, server_id = opened_311(prepared)
     before = sandbox.sim.power_actions(server_id)
-    ok(sandbox.run("start", 302))
+    ok(sandbox.run("start", item))
     assert sandbox.sim.power_actions(server_id) == before
-    assert posts(sandbox, 302) == ["service.poststart"]
-    ok(sandbox.run("stop", 302))
-    ok(sandbox.run("stop", 302))  # already off: nothing more to ask
+    assert posts(sandbox, item) == ["service.poststart"]
+    ok(sandbox.run("stop", item))
+    ok(sandbox.run("stop", item))  # already off: nothing more to ask
     assert sandbox.sim.power_actions(server_id)[len(before):] == ["power_off"]
-    assert posts(sandbox, 302) == ["service.poststart", "service.poststop", "service.poststop"]
+    assert posts(sandbox, item) == ["service.poststart", "service.poststop", "service.poststop"]
 
 
-def test_the_power_wish_survives_sync_and_resume(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 303)
-    ok(sandbox.run("stop", 303))
+def test_the_power_wish_survives_sync_and_resume(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
+    ok(sandbox.run("stop", item))
     assert power_of(sandbox, server_id) == "off"
-    assert sandbox.host.service(303).params["dci_power_wish"] == "off"
+    assert sandbox.host.service(item).params["dci_power_wish"] == "off"
 
     result = run_sync(sandbox, "--module", str(MODULE))  # cron
     assert result.returncode == 0, result.stdout
     figures = summary(result)
     assert (figures["client_stopped"], figures["corrected"]) == ("1", "0")
-    ok(sandbox.run("sync_item", 303))
+    ok(sandbox.run("sync_item", item))
     assert power_of(sandbox, server_id) == "off"
 
-    ok(sandbox.run("suspend", 303))
-    assert sandbox.host.service(303).status == STOPPED
-    ok(sandbox.run("resume", 303))
+    ok(sandbox.run("suspend", item))
+    assert sandbox.host.service(item).status == STOPPED
+    ok(sandbox.run("resume", item))
     server = sandbox.sim.server(server_id)
     assert server["power_status"] == "off"  # resume turned the ports on, not the power
     assert {c["admin_status"] for c in server["switch_connection"]
             if not c.get("is_ipmi_connection")} == {"up"}
 
-    ok(sandbox.run("start", 303))
+    ok(sandbox.run("start", item))
     assert power_of(sandbox, server_id) == "on"
-    assert sandbox.host.service(303).params["dci_power_wish"] == ""
+    assert sandbox.host.service(item).params["dci_power_wish"] == ""
     # a server that goes off for any other reason is powered on by the sync again
     sandbox.sim.update_server(server_id, power_status="off")
     figures = summary(run_sync(sandbox, "--module", str(MODULE)))
@@ -100,11 +115,11 @@ def test_the_power_wish_survives_sync_and_resume(sandbox: Sandbox) -> None:
     assert power_of(sandbox, server_id) == "on"
 
 
-def test_reboot_clears_the_wish(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 304)
-    ok(sandbox.run("stop", 304))
-    ok(sandbox.run("reboot", 304))
-    assert sandbox.host.service(304).params["dci_power_wish"] == ""
+def test_reboot_clears_the_wish(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
+    ok(sandbox.run("stop", item))
+    ok(sandbox.run("reboot", item))
+    assert sandbox.host.service(item).params["dci_power_wish"] == ""
     assert power_of(sandbox, server_id) == "on"  # power_reset ends on
 
 
@@ -126,58 +141,53 @@ def _suspended_305(sandbox: Sandbox) -> int:
 @pytest.mark.parametrize("command", ["reboot", "start", "stop"])
 def test_a_suspended_service_is_refused(prepared: Prepared, command: str) -> None:
     sandbox, item = prepared(_suspended_305)
-    server_id = int(sandbox.host.service(item).params["dci_server_id"])
+    server_id = server_id_of(sandbox, item)
     _refused(sandbox, item, server_id, command, "service_not_active")
 
 
-def test_a_server_owned_by_someone_else_is_refused(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 306)
+def test_a_server_owned_by_someone_else_is_refused(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
     sandbox.sim.add_user("intruder@example.com")
     intruder = sandbox.sim.user_by_email("intruder@example.com")
     assert intruder is not None
     sandbox.sim.update_server(server_id, owner=intruder["id"], owner_email="intruder@example.com")
     for command in ("reboot", "stop", "transition_controlpanel"):
-        _refused(sandbox, 306, server_id, command, "owner_mismatch")
+        _refused(sandbox, item, server_id, command, "owner_mismatch")
 
 
-def test_maintenance_and_a_running_install_are_refused_with_try_later(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 307)
+def test_maintenance_and_a_running_install_are_refused_with_try_later(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
     sandbox.sim.update_server(server_id, maintenance_mode=True)
-    _refused(sandbox, 307, server_id, "reboot", "server_in_maintenance")
+    _refused(sandbox, item, server_id, "reboot", "server_in_maintenance")
     sandbox.sim.update_server(server_id, maintenance_mode=False)
 
     sandbox.order_on_tariff(308, 20, no_wait_install="on")
     sandbox.sim.hang_operations(kind="install", count=1)
     ok(sandbox.run("open", 308))
-    busy = int(sandbox.host.service(308).params["dci_server_id"])
+    busy = server_id_of(sandbox, 308)
     _refused(sandbox, 308, busy, "stop", "server_operation_running")
 
 
-def test_an_administrator_account_is_refused(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 309)
+def test_an_administrator_account_is_refused(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
     user = sandbox.sim.user_by_email(CLIENT_EMAIL)
     assert user is not None
     sandbox.sim.state.users[int(user["id"])].roles = ["@admin"]
     for command in ("reboot", "transition_controlpanel"):
-        _refused(sandbox, 309, server_id, command, "user_is_admin")
+        _refused(sandbox, item, server_id, command, "user_is_admin")
 
 
-def test_do_nothing_and_manual_handling_are_honoured(sandbox: Sandbox) -> None:
-    server_id = opened(sandbox, 310)
+def test_do_nothing_and_manual_handling_are_honoured(prepared: Prepared) -> None:
+    sandbox, item, server_id = opened_311(prepared)
     before = sandbox.sim.power_actions(server_id)
     sandbox.host.maintenance(True)
-    ok(sandbox.run("stop", 310))
+    ok(sandbox.run("stop", item))
     sandbox.host.maintenance(False)
-    sandbox.host.set_param(310, "dci_manual", "on")
-    ok(sandbox.run("reboot", 310, "--runningoperation", "31"))
+    sandbox.host.set_param(item, "dci_manual", "on")
+    ok(sandbox.run("reboot", item, "--runningoperation", "31"))
     assert sandbox.sim.power_actions(server_id) == before
-    assert posts(sandbox, 310) == []
-    assert [t for t in sandbox.host.tasks() if t.item == 310 and t.runningoperation == 31]
-
-
-def _opened_311(sandbox: Sandbox) -> int:
-    opened(sandbox, 311)
-    return 311
+    assert posts(sandbox, item) == []
+    assert [t for t in sandbox.host.tasks() if t.item == item and t.runningoperation == 31]
 
 
 def _stopped_311(sandbox: Sandbox) -> int:
@@ -192,7 +202,7 @@ def test_killed_after_any_step_the_rerun_finishes_and_reports_once(
     prepared: Prepared, command: str, step: str
 ) -> None:
     sandbox, _ = prepared(_stopped_311 if command == "start" else _opened_311)
-    server_id = int(sandbox.host.service(311).params["dci_server_id"])
+    server_id = server_id_of(sandbox, 311)
     before = sandbox.sim.power_actions(server_id)
     argv = ("--runningoperation", "41")
     crashed = sandbox.run(command, 311, *argv, env={"PMDCI6_FAILPOINT": f"crash-after:{step}"})
@@ -220,9 +230,9 @@ def _panel_url(sandbox: Sandbox, item: int) -> str:
     return str(doc.findtext("url"))
 
 
-def test_go_to_panel_opens_a_session_of_the_client_only_once(sandbox: Sandbox) -> None:
-    opened(sandbox, 312)
-    url = _panel_url(sandbox, 312)
+def test_go_to_panel_opens_a_session_of_the_client_only_once(prepared: Prepared) -> None:
+    sandbox, item, _ = opened_311(prepared)
+    url = _panel_url(sandbox, item)
     assert url.startswith(sandbox.sim.url + "/auth/key-v4/")
     key = urlsplit(url).path.rsplit("/", 1)[1]
     log = (sandbox.host.root / "var" / "pmdci6.log").read_text()
@@ -236,17 +246,17 @@ def test_go_to_panel_opens_a_session_of_the_client_only_once(sandbox: Sandbox) -
     assert requests.get(url, allow_redirects=False, timeout=10).status_code == 403  # single use
 
     sandbox.sim.expire_login_keys()
-    stale = _panel_url(sandbox, 312)
+    stale = _panel_url(sandbox, item)
     sandbox.sim.expire_login_keys()
     assert requests.get(stale, allow_redirects=False, timeout=10).status_code == 403
 
 
 def test_go_to_panel_falls_back_to_the_login_page_when_no_key_is_made(
-    sandbox: Sandbox,
+    prepared: Prepared,
 ) -> None:
-    opened(sandbox, 313)
+    sandbox, item, _ = opened_311(prepared)
     sandbox.sim.refuse_login_keys()
-    assert _panel_url(sandbox, 313) == sandbox.sim.url + "/auth/login"
+    assert _panel_url(sandbox, item) == sandbox.sim.url + "/auth/login"
     log = (sandbox.host.root / "var" / "pmdci6.log").read_text()
     assert '"event": "panel.key_refused"' in log and "http_status" in log
 
@@ -262,9 +272,9 @@ def _login(sandbox: Sandbox, email: str, password: str) -> int:
                          json={"email": email, "password": password}, timeout=10).status_code
 
 
-def test_activation_saves_the_new_panel_users_login(sandbox: Sandbox) -> None:
-    opened(sandbox, 315)
-    record = sandbox.host.service(315)
+def test_activation_saves_the_new_panel_users_login(prepared: Prepared) -> None:
+    sandbox, item, _ = opened_311(prepared)
+    record = sandbox.host.service(item)
     assert record.params["panel_url"] == sandbox.sim.url
     assert record.params["panel_login"] == CLIENT_EMAIL
     assert record.params["panel_account"] == "created"
